@@ -1,0 +1,194 @@
+"""The synchronous Redis cache."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any
+
+import redis
+from redis.exceptions import RedisError, ResponseError
+
+from ._base import BaseCache, OnError
+from ._envelope import Entry
+from ._redis_common import (
+    INCR_LUA,
+    STORE_LUA,
+    RedisCore,
+    check_client,
+    check_url,
+    client_options,
+    mask_url,
+    px,
+)
+from ._sentinel import MISSING, Missing
+from .exceptions import BackendError, ConfigurationError
+from .serializers import Serializer
+
+__all__ = ["RedisCache"]
+
+
+class RedisCache(RedisCore, BaseCache):
+    """A cache on a Redis server through redis-py, shared by every process that uses it.
+
+    Values are serialized (JSON by default) with a small header; namespace and tag versions
+    ride along in the same ``MGET``, so a hit is one round trip. When Redis fails, reads
+    miss and writes are skipped (``on_error="ignore"``, the default) and a circuit breaker
+    stops every call from waiting for a timeout; ``on_error="raise"`` fails closed.
+
+    Example::
+
+        >>> cache = RedisCache("redis://localhost:6379/0", namespace="users")  # doctest: +SKIP
+        >>> cache.set("42", {"name": "Ada"}, ttl=60)  # doctest: +SKIP
+        True
+        >>> cache.get("42")  # doctest: +SKIP
+        {'name': 'Ada'}
+    """
+
+    blocking_io = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        serializer: str | Serializer | None = None,
+        secret: str | bytes | None = None,
+        prefix: str = "kit",
+        namespace: str = "default",
+        default_ttl: float | None = 300.0,
+        on_error: OnError = "ignore",
+        socket_timeout: float = 0.5,
+        connect_timeout: float = 0.5,
+        breaker_threshold: int = 3,
+        breaker_reset: float = 5.0,
+        max_key_length: int = 200,
+        verify: bool = False,
+    ) -> None:
+        super().__init__(
+            prefix=prefix,
+            namespace=namespace,
+            default_ttl=default_ttl,
+            on_error=on_error,
+            max_key_length=max_key_length,
+        )
+        self._setup_redis(
+            serializer=serializer,
+            secret=secret,
+            breaker_threshold=breaker_threshold,
+            breaker_reset=breaker_reset,
+        )
+        if (url is None) == (client is None):
+            raise ConfigurationError("pass exactly one of url=... or client=... to RedisCache")
+        self.url = mask_url(url) if url is not None else "<client>"
+        if client is None:
+            assert url is not None
+            check_url(url)
+            try:
+                client = redis.Redis.from_url(
+                    url, **client_options(socket_timeout, connect_timeout)
+                )
+            except ValueError as exc:
+                raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from None
+            self._owns_client = True
+        else:
+            check_client(client)
+            self._owns_client = False
+        self.client: redis.Redis = client
+        self._store_script = client.register_script(STORE_LUA)
+        self._incr_script = client.register_script(INCR_LUA)
+        if verify:
+            try:
+                client.ping()
+            except RedisError as exc:
+                raise BackendError(f"cannot reach Redis at {self.url}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"RedisCache({self.url!r}, namespace={self.namespace!r})"
+
+    # -- storage primitives ---------------------------------------------------------------
+
+    def _call(self, op: str, fn: Any, *args: Any) -> Any:
+        if not self.breaker.allow():
+            raise self._unavailable()
+        try:
+            result = fn(*args)
+        except ResponseError:
+            raise
+        except RedisError as exc:
+            raise self._backend_error(op, exc) from exc
+        self.breaker.success()
+        return result
+
+    def _fetch(self, full_key: str, version_keys: tuple[str, ...]) -> tuple[Entry | None, object]:
+        if not self.breaker.allow():
+            raise self._unavailable()
+        started = time.perf_counter()
+        try:
+            values = self.client.execute_command("MGET", *version_keys, full_key)  # type: ignore[no-untyped-call]
+        except RedisError as exc:
+            raise self._backend_error("MGET", exc) from exc
+        self.breaker.success()
+        return self._decode_fetch(full_key, values, started)
+
+    def _fetch_many(
+        self, full_keys: list[str], version_keys: tuple[str, ...]
+    ) -> tuple[list[Entry | None], object]:
+        values = self._call("MGET", self.client.execute_command, "MGET", *version_keys, *full_keys)
+        return self._decode_many(full_keys, values, len(version_keys))
+
+    def _store(
+        self,
+        items: list[tuple[str, Any, float | None, float | None, float]],
+        version_keys: tuple[str, ...],
+        versions: object,
+    ) -> None:
+        if versions is None:
+            keys, args = self._store_args(items, version_keys)
+            self._call("SET", self._store_script, keys, args)
+        else:
+            assert isinstance(versions, bytes)
+            encoded = self._encoded(items, versions)
+            if len(encoded) == 1:
+                key, body, ms = encoded[0]
+                self._call("SET", partial(self.client.set, key, body, px=ms or None))
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for key, body, ms in encoded:
+                    pipe.set(key, body, px=ms or None)
+                self._call("SET", pipe.execute)
+        self._stats.count(sets=len(items))
+
+    def _delete(self, full_keys: list[str]) -> int:
+        removed = int(self._call("UNLINK", self.client.unlink, *full_keys))
+        self._stats.count(deletes=removed)
+        return removed
+
+    def _incr(self, full_key: str, amount: int, ttl: float | None) -> int:
+        try:
+            return int(self._call("INCRBY", self._incr_script, [full_key], [amount, px(ttl)]))
+        except ResponseError as exc:
+            raise ConfigurationError(f"cannot incr {full_key!r}: {exc}") from exc
+
+    def _ttl(self, full_key: str) -> float | Missing | None:
+        ms = int(self._call("PTTL", self.client.pttl, full_key))
+        if ms == -2:
+            return MISSING
+        return None if ms == -1 else ms / 1000
+
+    def _bump(self, version_key: str) -> None:
+        self._call("INCR", self.client.incr, version_key)
+
+    def _ping(self) -> None:
+        self._call("PING", self.client.ping)
+
+    def lock(self, name: str, *, timeout: float, blocking_timeout: float) -> Any:
+        """A redis-py lock (random token, Lua release) on ``<prefix>:lock:<name>``."""
+        return self.client.lock(
+            f"{self.prefix}:lock:{name}", timeout=timeout, blocking_timeout=blocking_timeout
+        )
+
+    def close(self) -> None:
+        """Close the connection pool if this cache created it."""
+        if self._owns_client:
+            self.client.close()

@@ -1,0 +1,3 @@
+"""Test configuration for pytest-kit-services' own tests."""
+
+pytest_plugins = ["pytester"]
