@@ -139,8 +139,8 @@ def tests(session: nox.Session, package: str) -> None:
 def lowest(session: nox.Session, package: str) -> None:
     """Run one package's tests with its direct dependencies at their declared floors."""
     session.install("--resolution", "lowest-direct", _spec(package))
-    session.install(*_group(package, "test"), *_services_requirements(package))
-    session.run("uv", "pip", "list", external=True, silent=False)
+    session.install(*_group(package, "test"), *_services_requirements(package), "packaging")
+    session.run("uv", "pip", "list", silent=False)
     session.run("python", str(ROOT / "tools" / "check_floors.py"), str(PACKAGES_DIR / package))
     _pytest(session, package)
 
@@ -199,7 +199,8 @@ def bench(session: nox.Session) -> None:
         if not runner.is_file():
             continue
         session.install(_spec(package), *_group(package, "bench"))
-        session.run("python", str(runner), "--out", str(results / f"{package}.json"))
+        out = results / f"{package}.json"
+        session.run("python", str(runner), "--out", str(out), *session.posargs)
     session.run("python", str(ROOT / "tools" / "bench_table.py"), *map(str, results.glob("*.json")))
 
 
@@ -229,6 +230,7 @@ def ci(session: nox.Session) -> None:
     queued += [f"tests-{py}({p})" for p in PACKAGES for py in PYTHONS]
     queued += [f"lowest({p})" for p in PACKAGES]
     queued += [f"slim({p})" for p in PACKAGES]
-    queued += ["isolation", "docs", "demo", "bench"]
+    queued += ["isolation", "docs", "demo"]
     for name in queued:
         session.notify(name)
+    session.notify("bench", ["--quick"])

@@ -57,6 +57,8 @@ class AsyncRedisCache(RedisCore):
         connect_timeout: float = 0.5,
         breaker_threshold: int = 3,
         breaker_reset: float = 5.0,
+        max_connections: int = 50,
+        pool_timeout: float = 1.0,
         max_key_length: int = 200,
     ) -> None:
         super().__init__(
@@ -79,9 +81,13 @@ class AsyncRedisCache(RedisCore):
             assert url is not None
             check_url(url)
             try:
-                client = aredis.Redis.from_url(
-                    url, **client_options(socket_timeout, connect_timeout)
+                self._pool = aredis.BlockingConnectionPool.from_url(
+                    url,
+                    **client_options(
+                        socket_timeout, connect_timeout, max_connections, pool_timeout
+                    ),
                 )
+                client = aredis.Redis(connection_pool=self._pool)
             except ValueError as exc:
                 raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from None
             self._owns_client = True
@@ -300,6 +306,7 @@ class AsyncRedisCache(RedisCore):
         """Close the connection pool if this cache created it."""
         if self._owns_client:
             await self.client.aclose()
+            await self._pool.disconnect()
 
     async def __aenter__(self) -> AsyncRedisCache:
         return self

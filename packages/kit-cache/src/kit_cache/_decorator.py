@@ -127,8 +127,6 @@ class _Plan(Generic[P, R]):
     ) -> None:
         from ._keys import compile_binder
 
-        if isinstance(tags, str):
-            raise ConfigurationError(f"tags takes a list of templates, got the string {tags!r}")
         self.func = func
         self.ttl_arg = ttl
         self.namespace = None if namespace is None else check_segment(namespace, "namespace")
@@ -137,19 +135,11 @@ class _Plan(Generic[P, R]):
         # A key can only start with "@" (the tenant marker) if its template starts with a field.
         self.key_may_start_with_at = key is not None and (key.startswith("{") or key[:1] == "@")
         self.cache_source = cache
-        self.stale = check_ttl(stale_ttl, "stale_ttl") or 0.0
-        if not isinstance(early_recompute, int | float) or early_recompute < 0:
-            raise ConfigurationError(
-                f"early_recompute is XFetch's beta (>= 0; 0 turns it off), got {early_recompute!r}"
-            )
+        self.stale = stale_ttl or 0.0
         self.beta = float(early_recompute)
         self.lock = lock
-        self.lock_timeout = check_ttl(lock_timeout, "lock_timeout") or 10.0
+        self.lock_timeout = lock_timeout
         self.unless = unless
-        if not isinstance(ttl, _Unset):
-            check_ttl(ttl)
-        if self.stale and ttl is None:
-            raise ConfigurationError("stale_ttl needs a ttl: entries without expiry never go stale")
 
     # -- resolution per call ---------------------------------------------------------------
 
@@ -520,6 +510,38 @@ def _wrap_async(plan: _Plan[P, Any]) -> Cached[P, Any]:
     return cast(Cached[P, Any], wrapper)
 
 
+def _check_options(
+    ttl: object,
+    namespace: object,
+    tags: object,
+    stale_ttl: object,
+    early_recompute: object,
+    lock_timeout: object,
+    unless: object,
+) -> None:
+    """Validate ``@cached`` options when it is called, before any function is decorated."""
+    if not isinstance(ttl, _Unset):
+        check_ttl(ttl)
+    if namespace is not None:
+        check_segment(namespace, "namespace")
+    if isinstance(tags, str) or not isinstance(tags, list | tuple):
+        raise ConfigurationError(f"tags takes a list of templates, got {tags!r}")
+    stale = check_ttl(stale_ttl, "stale_ttl")
+    if stale and ttl is None:
+        raise ConfigurationError("stale_ttl needs a ttl: entries without expiry never go stale")
+    if (
+        isinstance(early_recompute, bool)
+        or not isinstance(early_recompute, int | float)
+        or early_recompute < 0
+    ):
+        raise ConfigurationError(
+            f"early_recompute is XFetch's beta (>= 0; 0 turns it off), got {early_recompute!r}"
+        )
+    check_ttl(lock_timeout, "lock_timeout")
+    if unless is not None and not callable(unless):
+        raise ConfigurationError(f"unless must be a callable taking the result, got {unless!r}")
+
+
 @overload
 def cached(ttl: Callable[P, R], /) -> Cached[P, R]: ...
 
@@ -591,6 +613,7 @@ def cached(
     """
     if callable(ttl) and not isinstance(ttl, _Unset):
         return cached()(ttl)
+    _check_options(ttl, namespace, tags, stale_ttl, early_recompute, lock_timeout, unless)
 
     def decorate(func: Callable[P, R]) -> Cached[P, R]:
         if not callable(func):

@@ -62,6 +62,8 @@ class RedisCache(RedisCore, BaseCache):
         connect_timeout: float = 0.5,
         breaker_threshold: int = 3,
         breaker_reset: float = 5.0,
+        max_connections: int = 50,
+        pool_timeout: float = 1.0,
         max_key_length: int = 200,
         verify: bool = False,
     ) -> None:
@@ -85,9 +87,13 @@ class RedisCache(RedisCore, BaseCache):
             assert url is not None
             check_url(url)
             try:
-                client = redis.Redis.from_url(
-                    url, **client_options(socket_timeout, connect_timeout)
+                self._pool = redis.BlockingConnectionPool.from_url(
+                    url,
+                    **client_options(
+                        socket_timeout, connect_timeout, max_connections, pool_timeout
+                    ),
                 )
+                client = redis.Redis(connection_pool=self._pool)
             except ValueError as exc:
                 raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from None
             self._owns_client = True
@@ -192,3 +198,4 @@ class RedisCache(RedisCore, BaseCache):
         """Close the connection pool if this cache created it."""
         if self._owns_client:
             self.client.close()
+            self._pool.disconnect()

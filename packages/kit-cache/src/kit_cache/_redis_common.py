@@ -86,9 +86,20 @@ def check_url(url: object) -> str:
     return url
 
 
-def client_options(socket_timeout: float, connect_timeout: float) -> dict[str, Any]:
-    """Short timeouts and one immediate retry (a stale pooled connection), never backoff."""
+def client_options(
+    socket_timeout: float,
+    connect_timeout: float,
+    max_connections: int,
+    pool_timeout: float,
+) -> dict[str, Any]:
+    """Short timeouts, one immediate retry (a stale pooled connection), never backoff, and a
+    bounded pool that makes callers wait briefly for a connection instead of failing (redis-py's
+    default pool raises past 100 connections)."""
+    if max_connections < 1 or pool_timeout <= 0:
+        raise ConfigurationError("max_connections must be >= 1 and pool_timeout > 0")
     return {
+        "max_connections": max_connections,
+        "timeout": pool_timeout,
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
         "retry": Retry(NoBackoff(), 1),
