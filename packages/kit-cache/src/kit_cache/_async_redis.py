@@ -60,6 +60,7 @@ class AsyncRedisCache(RedisCore):
         max_connections: int = 50,
         pool_timeout: float = 1.0,
         max_key_length: int = 200,
+        error_log_interval: float = 10.0,
     ) -> None:
         super().__init__(
             prefix=prefix,
@@ -67,6 +68,7 @@ class AsyncRedisCache(RedisCore):
             default_ttl=default_ttl,
             on_error=on_error,
             max_key_length=max_key_length,
+            error_log_interval=error_log_interval,
         )
         self._setup_redis(
             serializer=serializer,
@@ -249,9 +251,12 @@ class AsyncRedisCache(RedisCore):
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise ConfigurationError(f"incr amount must be an int, got {amount!r}")
         seconds = check_ttl(ttl)
-        full = self.key_for(key, namespace=namespace, tenant=tenant)
+        ns = self.namespace if namespace is None else namespace
+        full = self.key_for(key, namespace=ns, tenant=tenant)
+        vkeys = self.version_keys(ns)
+        script = self._incr_script([*vkeys, full], [len(vkeys), amount, px(seconds)])
         try:
-            return int(await self._call("INCRBY", self._incr_script([full], [amount, px(seconds)])))
+            return int(await self._call("INCRBY", script))
         except ResponseError as exc:
             raise ConfigurationError(f"cannot incr {full!r}: {exc}") from exc
         except BackendError:

@@ -249,9 +249,10 @@ class BaseCache(CacheCore, abc.ABC):
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise ConfigurationError(f"incr amount must be an int, got {amount!r}")
         seconds = check_ttl(ttl)
-        full = self.key_for(key, namespace=namespace, tenant=tenant)
+        ns = self.namespace if namespace is None else namespace
+        full = self.key_for(key, namespace=ns, tenant=tenant)
         try:
-            return self._incr(full, amount, seconds)
+            return self._incr(full, amount, seconds, self.version_keys(ns))
         except BackendError as exc:
             self._stats.error()
             self._log.error("kit_cache_backend_error", op="incr", error=str(exc))
@@ -334,7 +335,9 @@ class BaseCache(CacheCore, abc.ABC):
     def _delete(self, full_keys: list[str]) -> int: ...
 
     @abc.abstractmethod
-    def _incr(self, full_key: str, amount: int, ttl: float | None) -> int: ...
+    def _incr(
+        self, full_key: str, amount: int, ttl: float | None, version_keys: tuple[str, ...]
+    ) -> int: ...
 
     @abc.abstractmethod
     def _ttl(self, full_key: str) -> float | Missing | None: ...

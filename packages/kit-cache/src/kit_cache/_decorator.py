@@ -240,7 +240,14 @@ class _Plan(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        """Compute and store, under the distributed lock when asked for and available."""
+        """Compute and store, under the distributed lock when asked for and available.
+
+        The leader checks the cache once more first: a caller that missed just before
+        another leader stored the value must not compute it a second time.
+        """
+        fresh = self.recheck(cache, full, version_keys)
+        if fresh is not None:
+            return fresh[0]
         make_lock = getattr(cache, "lock", None) if self.lock else None
         if make_lock is None:
             return self.store(cache, full, version_keys, token, args, kwargs)
@@ -251,12 +258,9 @@ class _Plan(Generic[P, R]):
             cache._log.error("kit_cache_lock_failed", key=full, error=repr(exc))
             acquired = False
         try:
-            try:
-                entry, token = cache._fetch(full, version_keys)  # someone may have filled it
-            except BackendError:
-                entry = None
-            if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
-                return entry[0]
+            fresh = self.recheck(cache, full, version_keys)  # filled while we waited?
+            if fresh is not None:
+                return fresh[0]
             return self.store(cache, full, version_keys, token, args, kwargs)
         finally:
             if acquired:
@@ -264,6 +268,16 @@ class _Plan(Generic[P, R]):
                     lock.release()
                 except Exception as exc:  # expired lease or Redis gone: nothing to undo
                     cache._log.error("kit_cache_unlock_failed", key=full, error=repr(exc))
+
+    @staticmethod
+    def recheck(cache: AnyCache, full: str, version_keys: tuple[str, ...]) -> Entry | None:
+        try:
+            entry, _ = cache._fetch(full, version_keys)
+        except BackendError:
+            return None
+        if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
+            return entry
+        return None
 
     def store(
         self,
@@ -323,6 +337,9 @@ class _Plan(Generic[P, R]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
+        fresh = await self.arecheck(cache, full, version_keys)
+        if fresh is not None:
+            return fresh[0]
         if not (self.lock and getattr(cache, "is_async", False)):
             return await self.astore(cache, full, version_keys, token, args, kwargs)
         lock = cache.lock(full, timeout=self.lock_timeout, blocking_timeout=self.lock_timeout)
@@ -332,12 +349,9 @@ class _Plan(Generic[P, R]):
             cache._log.error("kit_cache_lock_failed", key=full, error=repr(exc))
             acquired = False
         try:
-            try:
-                entry, token = await cache._fetch(full, version_keys)
-            except BackendError:
-                entry = None
-            if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
-                return entry[0]
+            fresh = await self.arecheck(cache, full, version_keys)
+            if fresh is not None:
+                return fresh[0]
             return await self.astore(cache, full, version_keys, token, args, kwargs)
         finally:
             if acquired:
@@ -345,6 +359,16 @@ class _Plan(Generic[P, R]):
                     await lock.release()
                 except Exception as exc:
                     cache._log.error("kit_cache_unlock_failed", key=full, error=repr(exc))
+
+    @staticmethod
+    async def arecheck(cache: AnyCache, full: str, version_keys: tuple[str, ...]) -> Entry | None:
+        try:
+            entry, _ = await _afetch(cache, full, version_keys)
+        except BackendError:
+            return None
+        if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
+            return entry
+        return None
 
     async def astore(
         self,

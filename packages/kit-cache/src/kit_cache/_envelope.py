@@ -5,7 +5,8 @@ keys (namespace, then tags) when it was written, and ``body`` is::
 
     [32-byte HMAC-SHA256 over key + body, when a secret is set] b"K" fresh_until:f64 delta:f32 payload
 
-A raw integer (written by ``incr``) has no ``|`` and is read back as an ``int``.
+Integers written by ``set`` or ``incr`` are counters, ``<versions>|=<int>``, so that Redis
+(in Lua) can add to them; a raw integer without ``|`` is read back as an ``int`` too.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Envelope:
                 ) from None
         if stored != versions:
             return None
+        if body[:1] == b"=":  # a counter: "<versions>|=<int>"
+            return (int(body[1:]), 0.0, 0.0)
         if self._secret is not None:
             signature, body = body[:_SIG_LEN], body[_SIG_LEN:]
             if not hmac.compare_digest(signature, self._sign(key, body)):

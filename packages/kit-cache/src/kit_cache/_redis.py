@@ -65,6 +65,7 @@ class RedisCache(RedisCore, BaseCache):
         max_connections: int = 50,
         pool_timeout: float = 1.0,
         max_key_length: int = 200,
+        error_log_interval: float = 10.0,
         verify: bool = False,
     ) -> None:
         super().__init__(
@@ -73,6 +74,7 @@ class RedisCache(RedisCore, BaseCache):
             default_ttl=default_ttl,
             on_error=on_error,
             max_key_length=max_key_length,
+            error_log_interval=error_log_interval,
         )
         self._setup_redis(
             serializer=serializer,
@@ -170,9 +172,13 @@ class RedisCache(RedisCore, BaseCache):
         self._stats.count(deletes=removed)
         return removed
 
-    def _incr(self, full_key: str, amount: int, ttl: float | None) -> int:
+    def _incr(
+        self, full_key: str, amount: int, ttl: float | None, version_keys: tuple[str, ...]
+    ) -> int:
+        keys = [*version_keys, full_key]
+        args = [len(version_keys), amount, px(ttl)]
         try:
-            return int(self._call("INCRBY", self._incr_script, [full_key], [amount, px(ttl)]))
+            return int(self._call("INCRBY", self._incr_script, keys, args))
         except ResponseError as exc:
             raise ConfigurationError(f"cannot incr {full_key!r}: {exc}") from exc
 

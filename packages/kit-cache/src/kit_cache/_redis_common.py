@@ -34,31 +34,49 @@ end
 return #KEYS - n
 """
 
-# KEYS[1] = counter; ARGV = amount, px_ms applied only when this call created the counter.
+# KEYS = version keys..., counter; ARGV = n_version_keys, amount, px_ms (used on creation).
+# Counters are stored as "<versions>|=<int>"; one written under older versions restarts at 0.
 INCR_LUA = """
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-local px = tonumber(ARGV[2])
-if px > 0 and v == tonumber(ARGV[1]) and redis.call('PTTL', KEYS[1]) == -1 then
-  redis.call('PEXPIRE', KEYS[1], px)
+local n = tonumber(ARGV[1])
+local parts = {}
+for i = 1, n do parts[i] = redis.call('GET', KEYS[i]) or '0' end
+local versions = table.concat(parts, ',')
+local key = KEYS[n + 1]
+local raw = redis.call('GET', key)
+local current, keep = 0, false
+if raw then
+  local stored, number = string.match(raw, '^([^|]*)|=(-?%d+)$')
+  if stored == nil then
+    return redis.error_reply('NOT_A_COUNTER the key holds a non-integer value')
+  end
+  if stored == versions then current, keep = tonumber(number), true end
 end
-return v
+local text = versions .. '|=' .. string.format('%d', current + tonumber(ARGV[2]))
+local px = tonumber(ARGV[3])
+if keep then
+  redis.call('SET', key, text, 'KEEPTTL')
+elseif px > 0 then
+  redis.call('SET', key, text, 'PX', px)
+else
+  redis.call('SET', key, text)
+end
+return current + tonumber(ARGV[2])
 """
 
 SCHEMES = ("redis", "rediss", "unix")
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
+    """``url`` with any password replaced by ``***`` (works on malformed URLs too)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
 
 
 def check_url(url: object) -> str:
@@ -213,9 +231,12 @@ class RedisCore(CacheCore):
         keys = [*version_keys]
         args: list[Any] = [len(version_keys)]
         for key, value, fresh_ttl, hard_ttl, delta in items:
-            body = self._envelope.encode(
-                key, b"", value, now + fresh_ttl if fresh_ttl else 0.0, delta
-            )
+            if _is_counter(value, fresh_ttl, hard_ttl, delta):
+                body = b"|=" + str(value).encode()
+            else:
+                body = self._envelope.encode(
+                    key, b"", value, now + fresh_ttl if fresh_ttl else 0.0, delta
+                )
             keys.append(key)
             args += [body[1:], px(hard_ttl)]  # drop the empty versions' "|": Lua adds its own
         return keys, args
@@ -229,8 +250,17 @@ class RedisCore(CacheCore):
         return [
             (
                 key,
-                self._envelope.encode(key, versions, value, now + fresh if fresh else 0.0, delta),
+                versions + b"|=" + str(value).encode()
+                if _is_counter(value, fresh, hard, delta)
+                else self._envelope.encode(
+                    key, versions, value, now + fresh if fresh else 0.0, delta
+                ),
                 px(hard),
             )
             for key, value, fresh, hard, delta in items
         ]
+
+
+def _is_counter(value: Any, fresh: float | None, hard: float | None, delta: float) -> bool:
+    """Plain ints written by ``set`` are stored as counters, so ``incr`` works on them."""
+    return type(value) is int and fresh == hard and not delta

@@ -216,8 +216,10 @@ class TieredCache(BaseCache):
         self._publish(b"k", "\n".join(full_keys))
         return removed
 
-    def _incr(self, full_key: str, amount: int, ttl: float | None) -> int:
-        value = self.l2._incr(full_key, amount, ttl)
+    def _incr(
+        self, full_key: str, amount: int, ttl: float | None, version_keys: tuple[str, ...]
+    ) -> int:
+        value = self.l2._incr(full_key, amount, ttl, version_keys)
         self.l1._delete([full_key])
         self._publish(b"k", full_key)
         return value

@@ -161,14 +161,17 @@ class MemoryCache(BaseCache):
             return None
         return item
 
-    def _incr(self, full_key: str, amount: int, ttl: float | None) -> int:
+    def _incr(
+        self, full_key: str, amount: int, ttl: float | None, version_keys: tuple[str, ...]
+    ) -> int:
         with self._lock:
+            versions = self._current(version_keys)
             item = self._live(full_key)
-            if item is None:
+            if item is None or item[4] != versions:
                 now = self._clock()
                 value = amount
                 expiry = now + ttl if ttl else 0.0
-                self._data[full_key] = (value, expiry, 0.0, expiry, ())
+                self._data[full_key] = (value, expiry, 0.0, expiry, versions)
             else:
                 if isinstance(item[0], bool) or not isinstance(item[0], int):
                     raise ConfigurationError(f"cannot incr {full_key!r}: it holds a non-integer")
@@ -217,5 +220,7 @@ class NullCache(MemoryCache):
     ) -> None:
         self._stats.count(sets=len(items))
 
-    def _incr(self, full_key: str, amount: int, ttl: float | None) -> int:
+    def _incr(
+        self, full_key: str, amount: int, ttl: float | None, version_keys: tuple[str, ...]
+    ) -> int:
         return amount
