@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from kit_cache import MemoryCache, RedisCache, TieredCache
 
@@ -23,6 +24,55 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class CommandCounter:
+    """Counts commands the Redis server processed, through one long-lived connection."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        self.client.ping()
+        self.mark = self.total()
+
+    def total(self) -> int:
+        return int(self.client.info("stats")["total_commands_processed"])
+
+    def since_mark(self) -> int:
+        """Commands processed since the last call, not counting this call's own INFO."""
+        now = self.total()
+        count, self.mark = now - self.mark - 1, now
+        return count
+
+
+@pytest.fixture
+def commands(redis_url: str) -> Iterator[CommandCounter]:
+    counter = CommandCounter(redis_url)
+    yield counter
+    counter.client.close()
+
+
+class RoundTrips:
+    """Counts requests redis-py writes to a socket: one per round trip (pipelines included)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
+    counter = RoundTrips()
+    original = redis.connection.Connection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        counter.count += 1
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    return counter
 
 
 @pytest.fixture

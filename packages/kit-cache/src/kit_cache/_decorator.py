@@ -272,7 +272,7 @@ class _Plan(Generic[P, R]):
     @staticmethod
     def recheck(cache: AnyCache, full: str, version_keys: tuple[str, ...]) -> Entry | None:
         try:
-            entry, _ = cache._fetch(full, version_keys)
+            entry: Entry | None = cache._fetch(full, version_keys)[0]
         except BackendError:
             return None
         if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
@@ -363,7 +363,7 @@ class _Plan(Generic[P, R]):
     @staticmethod
     async def arecheck(cache: AnyCache, full: str, version_keys: tuple[str, ...]) -> Entry | None:
         try:
-            entry, _ = await _afetch(cache, full, version_keys)
+            entry: Entry | None = (await _afetch(cache, full, version_keys))[0]
         except BackendError:
             return None
         if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:

@@ -90,6 +90,8 @@ def _is_pydantic_model(obj: object) -> bool:
 
 def _encode_special(obj: Any) -> dict[str, Any]:
     """Encode one non-JSON value as a tagged dict (called by the JSON/msgpack ``default``)."""
+    if isinstance(obj, int):  # only reached from msgpack, for ints beyond 64 bits
+        return {_TAG: "int", "v": str(obj)}
     if isinstance(obj, dt.datetime):
         return {_TAG: "datetime", "v": obj.isoformat()}
     if isinstance(obj, dt.date):
@@ -130,6 +132,8 @@ def _decode_special(d: dict[str, Any]) -> Any:
     value: Any = d.get("v")
     try:
         match tag:
+            case "int":
+                return int(value)
             case "datetime":
                 return dt.datetime.fromisoformat(value)
             case "date":
