@@ -79,7 +79,10 @@ def test_default_key_binds_arguments_the_same_way() -> None:
     area(width=3)
     area(3, height=2, unit="m")
     assert len(count.calls) == 1
-    assert area.key(3) == f"kit:default:{__name__}.test_default_key_binds_arguments_the_same_way.<locals>.area(3,2,'m')"
+    assert (
+        area.key(3)
+        == f"kit:default:{__name__}.test_default_key_binds_arguments_the_same_way.<locals>.area(3,2,'m')"
+    )
     area(4)
     assert len(count.calls) == 2
 
@@ -440,7 +443,9 @@ def test_an_error_reaches_every_waiting_thread_and_is_not_cached() -> None:
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis", "async-redis"])
-async def test_200_tasks_compute_once(backend: str, request: pytest.FixtureRequest, prefix: str) -> None:
+async def test_200_tasks_compute_once(
+    backend: str, request: pytest.FixtureRequest, prefix: str
+) -> None:
     cache: Any
     if backend == "memory":
         cache = MemoryCache()
@@ -513,3 +518,34 @@ def test_distributed_lock_lets_one_process_compute(redis_url: str, prefix: str) 
     assert len(count.calls) == 1
     for c in caches:
         c.close()
+
+
+async def test_async_function_with_lock_on_a_sync_redis_cache(redis_url: str, prefix: str) -> None:
+    count = Counter()
+    caches = [RedisCache(redis_url, prefix=prefix) for _ in range(2)]
+
+    def make(cache: RedisCache) -> Any:
+        @cached(ttl=60, key="report", cache=cache, lock=True, lock_timeout=5)
+        async def report() -> str:
+            count()
+            await asyncio.sleep(0.2)
+            return "ok"
+
+        return report
+
+    workers = [make(c) for c in caches]
+    assert await asyncio.gather(*(w() for w in workers * 3)) == ["ok"] * 6
+    assert len(count.calls) == 1
+    for c in caches:
+        c.close()
+
+
+def test_a_computed_miss_counts_as_one_miss(redis_cache: RedisCache) -> None:
+    @cached(cache=redis_cache)
+    def f() -> int:
+        return 1
+
+    f()
+    f()
+    stats = redis_cache.stats()
+    assert (stats.misses, stats.hits) == (1, 1)

@@ -11,6 +11,7 @@ import redis
 from kit_cache import (
     MISSING,
     AsyncRedisCache,
+    CacheKeyError,
     ConfigurationError,
     RedisCache,
     cache_from_url,
@@ -208,3 +209,27 @@ def test_memory_cache_specifics(clock: Any) -> None:
         RedisCache("redis://localhost", on_error="explode")  # type: ignore[arg-type]
     null = NullCache()
     assert null.set("k", 1) is True and null.get("k") is MISSING
+
+
+def test_cache_from_url_splits_kit_options_from_redis_options(redis_url: str) -> None:
+    cache = cache_from_url(f"{redis_url}?default_ttl=60&namespace=api&health_check_interval=5")
+    assert isinstance(cache, RedisCache)
+    assert cache.default_ttl == 60 and cache.namespace == "api"
+    assert cache.set("k", 1) and cache.get("k") == 1
+    cache.close()
+    with pytest.raises(ConfigurationError, match="colour"):
+        cache_from_url("memory://?colour=blue")
+
+
+@pytest.mark.parametrize("name", ["@lock", "@tag", "with:colon"])
+def test_reserved_namespaces_are_refused(redis_cache: RedisCache, name: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"'@'|':'"):
+        redis_cache.set("k", 1, namespace=name)
+
+
+def test_a_key_named_like_internal_keys_cannot_touch_versions(redis_cache: RedisCache) -> None:
+    redis_cache.set("data", 1)
+    with pytest.raises(CacheKeyError, match="'@'"):
+        redis_cache.set("@@version", 99)
+    redis_cache.set("__version__", 99)
+    assert redis_cache.get("data") == 1

@@ -119,14 +119,14 @@ class AsyncRedisCache(RedisCore):
     # -- storage primitives ---------------------------------------------------------------
 
     async def _fetch(
-        self, full_key: str, version_keys: tuple[str, ...]
+        self, full_key: str, version_keys: tuple[str, ...], count: bool = True
     ) -> tuple[Entry | None, object]:
         started = time.perf_counter()
         values = await self._call(
             "MGET",
             self.client.execute_command("MGET", *version_keys, full_key),  # type: ignore[no-untyped-call]
         )
-        return self._decode_fetch(full_key, values, started)
+        return self._decode_fetch(full_key, values, started, count)
 
     async def _store(
         self,
@@ -302,9 +302,9 @@ class AsyncRedisCache(RedisCore):
         return True
 
     def lock(self, name: str, *, timeout: float, blocking_timeout: float) -> Any:
-        """A redis-py asyncio lock on ``<prefix>:lock:<name>``."""
+        """A redis-py asyncio lock on ``<prefix>:@lock:<name>``."""
         return self.client.lock(
-            f"{self.prefix}:lock:{name}", timeout=timeout, blocking_timeout=blocking_timeout
+            f"{self.prefix}:@lock:{name}", timeout=timeout, blocking_timeout=blocking_timeout
         )
 
     async def aclose(self) -> None:

@@ -99,11 +99,14 @@ class CacheCore:
         """Keys whose values an entry remembers; bumping one invalidates the entry."""
         base = self._ns_version_keys.get(namespace)
         if base is None:
-            base = (f"{self.prefix}:{namespace}:__version__",)
+            # "@@version" cannot collide with data keys: a key never starts with "@", and a
+            # tenant segment "@tenant" is always followed by ":key".
+            base = (f"{self.prefix}:{namespace}:@@version",)
             self._ns_version_keys[namespace] = base
         if not tags:
             return base
-        return base + tuple(f"{self.prefix}:__tag__:{check_tag(t)}" for t in tags)
+        # "@tag" cannot collide with a namespace: namespaces never start with "@".
+        return base + tuple(f"{self.prefix}:@tag:{check_tag(t)}" for t in tags)
 
     # ------------------------------------------------------------------ failure policy
 
@@ -311,9 +314,12 @@ class BaseCache(CacheCore, abc.ABC):
     # ------------------------------------------------------------------ storage primitives
 
     @abc.abstractmethod
-    def _fetch(self, full_key: str, version_keys: tuple[str, ...]) -> tuple[Entry | None, object]:
+    def _fetch(
+        self, full_key: str, version_keys: tuple[str, ...], count: bool = True
+    ) -> tuple[Entry | None, object]:
         """Return the live entry of ``full_key`` written under the current versions of
-        ``version_keys``, and an opaque token of those versions for a later :meth:`_store`."""
+        ``version_keys``, and an opaque token of those versions for a later :meth:`_store`.
+        ``count=False`` leaves hits and misses out of :meth:`stats` (internal re-checks)."""
 
     @abc.abstractmethod
     def _fetch_many(

@@ -272,7 +272,7 @@ class _Plan(Generic[P, R]):
     @staticmethod
     def recheck(cache: AnyCache, full: str, version_keys: tuple[str, ...]) -> Entry | None:
         try:
-            entry: Entry | None = cache._fetch(full, version_keys)[0]
+            entry: Entry | None = cache._fetch(full, version_keys, False)[0]
         except BackendError:
             return None
         if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
@@ -340,11 +340,13 @@ class _Plan(Generic[P, R]):
         fresh = await self.arecheck(cache, full, version_keys)
         if fresh is not None:
             return fresh[0]
-        if not (self.lock and getattr(cache, "is_async", False)):
+        make_lock = getattr(cache, "lock", None) if self.lock else None
+        if make_lock is None:
             return await self.astore(cache, full, version_keys, token, args, kwargs)
-        lock = cache.lock(full, timeout=self.lock_timeout, blocking_timeout=self.lock_timeout)
-        try:
-            acquired = await lock.acquire()
+        lock = make_lock(full, timeout=self.lock_timeout, blocking_timeout=self.lock_timeout)
+        is_async = getattr(cache, "is_async", False)
+        try:  # a sync cache's redis-py lock blocks: wait for it in a thread
+            acquired = await (lock.acquire() if is_async else asyncio.to_thread(lock.acquire))
         except Exception as exc:
             cache._log.error("kit_cache_lock_failed", key=full, error=repr(exc))
             acquired = False
@@ -356,14 +358,14 @@ class _Plan(Generic[P, R]):
         finally:
             if acquired:
                 try:
-                    await lock.release()
+                    await (lock.release() if is_async else asyncio.to_thread(lock.release))
                 except Exception as exc:
                     cache._log.error("kit_cache_unlock_failed", key=full, error=repr(exc))
 
     @staticmethod
     async def arecheck(cache: AnyCache, full: str, version_keys: tuple[str, ...]) -> Entry | None:
         try:
-            entry: Entry | None = (await _afetch(cache, full, version_keys))[0]
+            entry: Entry | None = (await _afetch(cache, full, version_keys, count=False))[0]
         except BackendError:
             return None
         if entry is not None and _state(entry, cache.clock(), 0.0) == _FRESH:
@@ -393,19 +395,20 @@ class _Plan(Generic[P, R]):
 
 
 async def _afetch(
-    cache: AnyCache, full: str, version_keys: tuple[str, ...]
+    cache: AnyCache, full: str, version_keys: tuple[str, ...], count: bool = True
 ) -> tuple[Entry | None, object]:
     if getattr(cache, "is_async", False):
-        return cast(tuple[Entry | None, object], await cache._fetch(full, version_keys))
+        return cast(tuple[Entry | None, object], await cache._fetch(full, version_keys, count))
     if not cache.blocking_io:
-        return cast(tuple[Entry | None, object], cache._fetch(full, version_keys))
+        return cast(tuple[Entry | None, object], cache._fetch(full, version_keys, count))
     local = getattr(cache, "_fetch_local", None)
     if local is not None:
         entry, token = local(full, version_keys)
         if entry is not None:
             return entry, token
     return cast(
-        tuple[Entry | None, object], await asyncio.to_thread(cache._fetch, full, version_keys)
+        tuple[Entry | None, object],
+        await asyncio.to_thread(cache._fetch, full, version_keys, count),
     )
 
 

@@ -21,9 +21,10 @@ def check_segment(value: object, what: str) -> str:
     """Validate a prefix, namespace, tenant or tag: a non-empty printable string without ``:``."""
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{what} must be a non-empty string, got {value!r}")
-    if ":" in value or not value.isprintable() or " " in value:
+    if ":" in value or not value.isprintable() or " " in value or value[0] == "@":
         raise ConfigurationError(
-            f"{what} {value!r} may not contain ':', spaces or control characters"
+            f"{what} {value!r} may not start with '@' (reserved for kit-cache's own keys) "
+            "or contain ':', spaces or control characters"
         )
     return value
 

@@ -128,7 +128,9 @@ class RedisCache(RedisCore, BaseCache):
         self.breaker.success()
         return result
 
-    def _fetch(self, full_key: str, version_keys: tuple[str, ...]) -> tuple[Entry | None, object]:
+    def _fetch(
+        self, full_key: str, version_keys: tuple[str, ...], count: bool = True
+    ) -> tuple[Entry | None, object]:
         if not self.breaker.allow():
             raise self._unavailable()
         started = time.perf_counter()
@@ -137,7 +139,7 @@ class RedisCache(RedisCore, BaseCache):
         except RedisError as exc:
             raise self._backend_error("MGET", exc) from exc
         self.breaker.success()
-        return self._decode_fetch(full_key, values, started)
+        return self._decode_fetch(full_key, values, started, count)
 
     def _fetch_many(
         self, full_keys: list[str], version_keys: tuple[str, ...]
@@ -195,9 +197,9 @@ class RedisCache(RedisCore, BaseCache):
         self._call("PING", self.client.ping)
 
     def lock(self, name: str, *, timeout: float, blocking_timeout: float) -> Any:
-        """A redis-py lock (random token, Lua release) on ``<prefix>:lock:<name>``."""
+        """A redis-py lock (random token, Lua release) on ``<prefix>:@lock:<name>``."""
         return self.client.lock(
-            f"{self.prefix}:lock:{name}", timeout=timeout, blocking_timeout=blocking_timeout
+            f"{self.prefix}:@lock:{name}", timeout=timeout, blocking_timeout=blocking_timeout
         )
 
     def close(self) -> None:

@@ -191,14 +191,16 @@ class RedisCore(CacheCore):
             return None
 
     def _decode_fetch(
-        self, full_key: str, values: list[bytes | None], started: float
+        self, full_key: str, values: list[bytes | None], started: float, count: bool = True
     ) -> tuple[Entry | None, bytes]:
         n = len(values) - 1
         versions = (values[0] or b"0") if n == 1 else b",".join([v or b"0" for v in values[:n]])
         entry = self._decode(full_key, values[n], versions)
         stats = self._stats
         with stats._lock:
-            if entry is None:
+            if not count:
+                pass
+            elif entry is None:
                 stats.misses += 1
             else:
                 stats.hits += 1

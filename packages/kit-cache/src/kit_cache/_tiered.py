@@ -153,14 +153,16 @@ class TieredCache(BaseCache):
 
     # -- storage primitives -------------------------------------------------------------------
 
-    def _fetch(self, full_key: str, version_keys: tuple[str, ...]) -> tuple[Entry | None, object]:
+    def _fetch(
+        self, full_key: str, version_keys: tuple[str, ...], count: bool = True
+    ) -> tuple[Entry | None, object]:
         live = self._live
         if live:
-            entry, l1_token = self.l1._fetch(full_key, version_keys)
+            entry, l1_token = self.l1._fetch(full_key, version_keys, count)
             if entry is not None:
                 return entry, (l1_token, None)
             epoch = self._epoch
-        entry, l2_token = self.l2._fetch(full_key, version_keys)
+        entry, l2_token = self.l2._fetch(full_key, version_keys, count)
         if not live:
             return entry, (None, l2_token)
         if entry is not None and epoch == self._epoch:

@@ -24,7 +24,7 @@ import functools
 import json
 import logging
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ._base import TTL, UNSET, BaseCache, check_ttl
@@ -302,10 +302,10 @@ def cache_response(
     *,
     key: RequestKey | None = None,
     unless: RequestPredicate | None = None,
-    vary: tuple[str, ...] | list[str] = (),
+    vary: Sequence[str] = (),
     allow_authorized: bool = False,
     allow_cookies: bool = False,
-    store_headers: tuple[str, ...] | list[str] = (),
+    store_headers: Sequence[str] = (),
     cache: CacheArg = None,
 ) -> Callable[[Callable[P, ResponseReturnValue]], Callable[P, flask.Response]]:
     """Cache a Flask view's responses, with a strong ETag, ``Cache-Control`` and 304s.

@@ -83,7 +83,9 @@ class MemoryCache(BaseCache):
         current = tuple([get(k, 0) for k in version_keys])
         return current if any(current) else ()
 
-    def _fetch(self, full_key: str, version_keys: tuple[str, ...]) -> tuple[Entry | None, object]:
+    def _fetch(
+        self, full_key: str, version_keys: tuple[str, ...], count: bool = True
+    ) -> tuple[Entry | None, object]:
         if _GIL:
             # Hits take no lock: with the GIL, dict.get and OrderedDict.move_to_end are atomic
             # C calls. Misses, expired entries and every write take the lock below.
@@ -95,12 +97,13 @@ class MemoryCache(BaseCache):
                         self._data.move_to_end(full_key)
                     except KeyError:  # evicted by another thread just now: still a valid hit
                         pass
-                    next(self._hit_counter)
+                    if count:
+                        next(self._hit_counter)
                     return item, versions  # type: ignore[return-value]  # an Entry plus extras
-        return self._fetch_locked(full_key, version_keys)
+        return self._fetch_locked(full_key, version_keys, count)
 
     def _fetch_locked(
-        self, full_key: str, version_keys: tuple[str, ...]
+        self, full_key: str, version_keys: tuple[str, ...], count: bool
     ) -> tuple[Entry | None, object]:
         with self._lock:
             versions = self._current(version_keys) if self._versions_map else ()
@@ -108,10 +111,12 @@ class MemoryCache(BaseCache):
             if item is not None:
                 if item[4] == versions and not (item[3] and item[3] <= self._clock()):
                     self._data.move_to_end(full_key)
-                    next(self._hit_counter)
+                    if count:
+                        next(self._hit_counter)
                     return item, versions  # type: ignore[return-value]  # an Entry plus extras
                 del self._data[full_key]
-            self._stats.misses += 1
+            if count:
+                self._stats.misses += 1
             return None, versions
 
     def _fetch_many(
@@ -210,6 +215,7 @@ class NullCache(MemoryCache):
     """
 
     def __init__(self, **options: Any) -> None:
+        options.pop("maxsize", None)
         super().__init__(maxsize=1, **options)
 
     def _store(
