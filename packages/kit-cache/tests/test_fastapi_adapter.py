@@ -580,3 +580,21 @@ def test_import_without_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delitem(sys.modules, "kit_cache.fastapi")
     with pytest.raises(ImportError, match=r"kit-cache\[fastapi\]"):
         importlib.import_module("kit_cache.fastapi")
+
+
+def test_an_async_redis_cache_instance_can_be_passed_directly(redis_clean_url: str) -> None:
+    cache = AsyncRedisCache(redis_clean_url, prefix=f"t{uuid.uuid4().hex[:8]}")
+    app = FastAPI()
+    hits: list[int] = []
+
+    @app.get("/direct")
+    @cache_response(ttl=30, cache=cache)
+    async def direct() -> dict[str, str]:
+        hits.append(1)
+        return {"ok": "yes"}
+
+    with TestClient(app) as client:
+        first, second = client.get("/direct"), client.get("/direct")
+    assert first.json() == second.json() == {"ok": "yes"}
+    assert first.headers["etag"] == second.headers["etag"]
+    assert hits == [1]

@@ -152,7 +152,7 @@ class AsyncRedisCache(RedisCore):
     ) -> Any | Missing:
         """Return the cached value, or :data:`MISSING`."""
         ns = self.namespace if namespace is None else namespace
-        full = self.key_for(key, namespace=ns, tenant=tenant)
+        full = self.key_for(key, namespace=namespace, tenant=tenant)
         try:
             entry, _ = await self._fetch(full, self.version_keys(ns))
         except BackendError as exc:
@@ -184,7 +184,7 @@ class AsyncRedisCache(RedisCore):
         """``{key: value}`` for the cached keys, in one round trip."""
         ns = self.namespace if namespace is None else namespace
         keys = list(keys)
-        fulls = [self.key_for(k, namespace=ns, tenant=tenant) for k in keys]
+        fulls = [self.key_for(k, namespace=namespace, tenant=tenant) for k in keys]
         if not fulls:
             return {}
         vkeys = self.version_keys(ns)
@@ -208,7 +208,7 @@ class AsyncRedisCache(RedisCore):
         ns = self.namespace if namespace is None else namespace
         seconds = self._ttl_or_default(ttl)
         items = [
-            (self.key_for(k, namespace=ns, tenant=tenant), v, seconds, seconds, 0.0)
+            (self.key_for(k, namespace=namespace, tenant=tenant), v, seconds, seconds, 0.0)
             for k, v in mapping.items()
         ]
         if not items:
@@ -252,7 +252,7 @@ class AsyncRedisCache(RedisCore):
             raise ConfigurationError(f"incr amount must be an int, got {amount!r}")
         seconds = check_ttl(ttl)
         ns = self.namespace if namespace is None else namespace
-        full = self.key_for(key, namespace=ns, tenant=tenant)
+        full = self.key_for(key, namespace=namespace, tenant=tenant)
         vkeys = self.version_keys(ns)
         script = self._incr_script([*vkeys, full], [len(vkeys), amount, px(seconds)])
         try:

@@ -76,10 +76,16 @@ class CacheCore:
 
     def key_for(self, key: str, *, namespace: str | None = None, tenant: str | None = None) -> str:
         """The full key stored for ``key``: ``prefix:namespace[:@tenant]:key``."""
-        ns = self.namespace if namespace is None else check_segment(namespace, "namespace")
-        if tenant is not None:
+        if namespace is None:
+            pfx = self.namespace_prefix(self.namespace)
+        else:
+            pfx = self.namespace_prefix(check_segment(namespace, "namespace"))
+        key = shorten(check_key(key), self.max_key_length)
+        if tenant is None:
+            tenant = _tenant.get()
+        else:
             check_segment(tenant, "tenant")
-        return self._compose(ns, shorten(check_key(key), self.max_key_length), tenant)
+        return pfx + key if tenant is None else f"{pfx}@{tenant}:{key}"
 
     def _compose(self, namespace: str, key: str, tenant: str | None = None) -> str:
         if tenant is None:
@@ -92,6 +98,8 @@ class CacheCore:
         """``prefix:namespace:``, memoized (hot path of ``@cached``)."""
         pfx = self._prefixes.get(namespace)
         if pfx is None:
+            if len(self._prefixes) >= _MEMO_LIMIT:  # dynamic namespaces: stay bounded
+                self._prefixes.clear()
             pfx = self._prefixes[namespace] = f"{self.prefix}:{namespace}:"
         return pfx
 
@@ -102,6 +110,8 @@ class CacheCore:
             # "@@version" cannot collide with data keys: a key never starts with "@", and a
             # tenant segment "@tenant" is always followed by ":key".
             base = (f"{self.prefix}:{namespace}:@@version",)
+            if len(self._ns_version_keys) >= _MEMO_LIMIT:
+                self._ns_version_keys.clear()
             self._ns_version_keys[namespace] = base
         if not tags:
             return base
@@ -142,7 +152,7 @@ class BaseCache(CacheCore, abc.ABC):
     ) -> Any | Missing:
         """Return the cached value, or :data:`MISSING` (a cached ``None`` is a hit)."""
         ns = self.namespace if namespace is None else namespace
-        full = self.key_for(key, namespace=ns, tenant=tenant)
+        full = self.key_for(key, namespace=namespace, tenant=tenant)
         try:
             entry, _ = self._fetch(full, self.version_keys(ns))
         except BackendError as exc:
@@ -164,7 +174,7 @@ class BaseCache(CacheCore, abc.ABC):
         Returns False if a failing backend skipped the write (fail-open).
         """
         ns = self.namespace if namespace is None else namespace
-        full = self.key_for(key, namespace=ns, tenant=tenant)
+        full = self.key_for(key, namespace=namespace, tenant=tenant)
         seconds = self._ttl_or_default(ttl)
         try:
             self._store([(full, value, seconds, seconds, 0.0)], self.version_keys(ns), None)
@@ -188,7 +198,7 @@ class BaseCache(CacheCore, abc.ABC):
         """Return ``{key: value}`` for the keys that are cached, in one round trip."""
         ns = self.namespace if namespace is None else namespace
         keys = list(keys)
-        fulls = [self.key_for(k, namespace=ns, tenant=tenant) for k in keys]
+        fulls = [self.key_for(k, namespace=namespace, tenant=tenant) for k in keys]
         if not fulls:
             return {}
         try:
@@ -210,7 +220,7 @@ class BaseCache(CacheCore, abc.ABC):
         ns = self.namespace if namespace is None else namespace
         seconds = self._ttl_or_default(ttl)
         items = [
-            (self.key_for(k, namespace=ns, tenant=tenant), v, seconds, seconds, 0.0)
+            (self.key_for(k, namespace=namespace, tenant=tenant), v, seconds, seconds, 0.0)
             for k, v in mapping.items()
         ]
         if not items:
@@ -253,7 +263,7 @@ class BaseCache(CacheCore, abc.ABC):
             raise ConfigurationError(f"incr amount must be an int, got {amount!r}")
         seconds = check_ttl(ttl)
         ns = self.namespace if namespace is None else namespace
-        full = self.key_for(key, namespace=ns, tenant=tenant)
+        full = self.key_for(key, namespace=namespace, tenant=tenant)
         try:
             return self._incr(full, amount, seconds, self.version_keys(ns))
         except BackendError as exc:
@@ -356,3 +366,4 @@ class BaseCache(CacheCore, abc.ABC):
 
 
 KEEP_MIN: Final = 80
+_MEMO_LIMIT: Final = 1024

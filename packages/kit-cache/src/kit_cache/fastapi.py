@@ -342,7 +342,11 @@ def cache_response(
     for name, value in (("key", key), ("unless", unless)):
         if value is not None and not callable(value):
             raise ConfigurationError(f"{name}= takes a callable(request), got {value!r}")
-    if cache is not None and not callable(cache) and not isinstance(cache, BaseCache):
+    if (
+        cache is not None
+        and not callable(cache)
+        and not isinstance(cache, BaseCache | AsyncRedisCache)
+    ):
         raise ConfigurationError(f"cache= takes a cache or a callable returning one, got {cache!r}")
 
     def decorate(endpoint: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R | Response]]:
