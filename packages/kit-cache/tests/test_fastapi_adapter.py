@@ -584,7 +584,7 @@ def test_import_without_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch)
 
 def test_an_async_redis_cache_instance_can_be_passed_directly(redis_clean_url: str) -> None:
     cache = AsyncRedisCache(redis_clean_url, prefix=f"t{uuid.uuid4().hex[:8]}")
-    app = FastAPI()
+    app = FastAPI(lifespan=kit_cache_lifespan(cache))  # closes the cache on its own loop
     hits: list[int] = []
 
     @app.get("/direct")

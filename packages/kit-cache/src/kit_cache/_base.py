@@ -151,10 +151,23 @@ class BaseCache(CacheCore, abc.ABC):
         self, key: str, *, namespace: str | None = None, tenant: str | None = None
     ) -> Any | Missing:
         """Return the cached value, or :data:`MISSING` (a cached ``None`` is a hit)."""
-        ns = self.namespace if namespace is None else namespace
-        full = self.key_for(key, namespace=namespace, tenant=tenant)
+        if (
+            namespace is None
+            and tenant is None
+            and type(key) is str
+            and 0 < len(key) <= self.max_key_length
+            and key[0] != "@"
+            and key.isprintable()
+        ):  # the common call, without the general path's validation calls
+            pfx = self.namespace_prefix(self.namespace)
+            current = _tenant.get()
+            full = pfx + key if current is None else f"{pfx}@{current}:{key}"
+            version_keys = self.version_keys(self.namespace)
+        else:
+            full = self.key_for(key, namespace=namespace, tenant=tenant)
+            version_keys = self.version_keys(self.namespace if namespace is None else namespace)
         try:
-            entry, _ = self._fetch(full, self.version_keys(ns))
+            entry, _ = self._fetch(full, version_keys)
         except BackendError as exc:
             self._failed("get", exc)
             return MISSING

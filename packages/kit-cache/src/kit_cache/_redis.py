@@ -131,14 +131,16 @@ class RedisCache(RedisCore, BaseCache):
     def _fetch(
         self, full_key: str, version_keys: tuple[str, ...], count: bool = True
     ) -> tuple[Entry | None, object]:
-        if not self.breaker.allow():
+        breaker = self.breaker
+        if breaker._opened_until and not breaker.allow():
             raise self._unavailable()
         started = time.perf_counter()
         try:
             values = self.client.execute_command("MGET", *version_keys, full_key)  # type: ignore[no-untyped-call]
         except RedisError as exc:
             raise self._backend_error("MGET", exc) from exc
-        self.breaker.success()
+        if breaker._failures or breaker._opened_until:
+            breaker.success()
         return self._decode_fetch(full_key, values, started, count)
 
     def _fetch_many(
