@@ -13,13 +13,7 @@ from ._base import TTL, UNSET, OnError, check_ttl
 from ._envelope import Entry
 from ._keys import check_segment
 from ._redis_common import (
-    INCR_LUA,
-    STORE_LUA,
     RedisCore,
-    check_client,
-    check_url,
-    client_options,
-    mask_url,
     px,
 )
 from ._sentinel import MISSING, Missing
@@ -76,32 +70,15 @@ class AsyncRedisCache(RedisCore):
             breaker_threshold=breaker_threshold,
             breaker_reset=breaker_reset,
         )
-        if (url is None) == (client is None):
-            raise ConfigurationError("pass exactly one of url=... or client=... to AsyncRedisCache")
-        self.url = mask_url(url) if url is not None else "<client>"
-        if client is None:
-            assert url is not None
-            check_url(url)
-            try:
-                self._pool = aredis.BlockingConnectionPool.from_url(
-                    url,
-                    **client_options(
-                        socket_timeout, connect_timeout, max_connections, pool_timeout
-                    ),
-                )
-                client = aredis.Redis(connection_pool=self._pool)
-            except ValueError as exc:
-                raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from None
-            self._owns_client = True
-        else:
-            check_client(client)
-            self._owns_client = False
-        self.client: aredis.Redis = client
-        self._store_script = client.register_script(STORE_LUA)
-        self._incr_script = client.register_script(INCR_LUA)
-
-    def __repr__(self) -> str:
-        return f"AsyncRedisCache({self.url!r}, namespace={self.namespace!r})"
+        self.client: aredis.Redis = self._connect(
+            url,
+            client,
+            aredis,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+        )
 
     async def _call(self, op: str, awaitable: Any) -> Any:
         if not self.breaker.allow():

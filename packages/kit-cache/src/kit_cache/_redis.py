@@ -12,13 +12,7 @@ from redis.exceptions import RedisError, ResponseError
 from ._base import BaseCache, OnError
 from ._envelope import Entry
 from ._redis_common import (
-    INCR_LUA,
-    STORE_LUA,
     RedisCore,
-    check_client,
-    check_url,
-    client_options,
-    mask_url,
     px,
 )
 from ._sentinel import MISSING, Missing
@@ -82,37 +76,20 @@ class RedisCache(RedisCore, BaseCache):
             breaker_threshold=breaker_threshold,
             breaker_reset=breaker_reset,
         )
-        if (url is None) == (client is None):
-            raise ConfigurationError("pass exactly one of url=... or client=... to RedisCache")
-        self.url = mask_url(url) if url is not None else "<client>"
-        if client is None:
-            assert url is not None
-            check_url(url)
-            try:
-                self._pool = redis.BlockingConnectionPool.from_url(
-                    url,
-                    **client_options(
-                        socket_timeout, connect_timeout, max_connections, pool_timeout
-                    ),
-                )
-                client = redis.Redis(connection_pool=self._pool)
-            except ValueError as exc:
-                raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from None
-            self._owns_client = True
-        else:
-            check_client(client)
-            self._owns_client = False
-        self.client: redis.Redis = client
-        self._store_script = client.register_script(STORE_LUA)
-        self._incr_script = client.register_script(INCR_LUA)
+        self.client: redis.Redis = self._connect(
+            url,
+            client,
+            redis,
+            socket_timeout=socket_timeout,
+            connect_timeout=connect_timeout,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
+        )
         if verify:
             try:
-                client.ping()
+                self.client.ping()
             except RedisError as exc:
                 raise BackendError(f"cannot reach Redis at {self.url}: {exc}") from exc
-
-    def __repr__(self) -> str:
-        return f"RedisCache({self.url!r}, namespace={self.namespace!r})"
 
     # -- storage primitives ---------------------------------------------------------------
 

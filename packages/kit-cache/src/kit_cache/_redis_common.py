@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -170,6 +171,42 @@ class RedisCore(CacheCore):
         if breaker_threshold < 1 or breaker_reset <= 0:
             raise ConfigurationError("breaker_threshold must be >= 1 and breaker_reset > 0")
         self.breaker = CircuitBreaker(breaker_threshold, breaker_reset)
+
+    def _connect(
+        self,
+        url: str | None,
+        client: Any,
+        module: ModuleType,
+        *,
+        socket_timeout: float,
+        connect_timeout: float,
+        max_connections: int,
+        pool_timeout: float,
+    ) -> Any:
+        """Return the client to use: ``client`` as given, or a new one on a bounded blocking
+        pool for ``url``. ``module`` is ``redis`` or ``redis.asyncio``."""
+        name = type(self).__name__
+        if (url is None) == (client is None):
+            raise ConfigurationError(f"pass exactly one of url=... or client=... to {name}")
+        self.url = mask_url(url) if url is not None else "<client>"
+        self._owns_client = client is None
+        if client is None:
+            assert url is not None
+            check_url(url)
+            options = client_options(socket_timeout, connect_timeout, max_connections, pool_timeout)
+            try:
+                self._pool = module.BlockingConnectionPool.from_url(url, **options)
+            except ValueError as exc:
+                raise ConfigurationError(f"invalid Redis URL {self.url}: {exc}") from None
+            client = module.Redis(connection_pool=self._pool)
+        else:
+            check_client(client)
+        self._store_script = client.register_script(STORE_LUA)
+        self._incr_script = client.register_script(INCR_LUA)
+        return client
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r}, namespace={self.namespace!r})"
 
     def _unavailable(self) -> BackendUnavailable:
         return BackendUnavailable(
