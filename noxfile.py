@@ -156,6 +156,14 @@ def slim(session: nox.Session, package: str) -> None:
 
 
 @nox.session(python=LOWEST_PYTHON)
+def services(session: nox.Session) -> None:
+    """The shared test-service layer's own tests: throwaway Redis, PostgreSQL and MariaDB."""
+    session.install(f"{SERVICES_PLUGIN}[all]", "mypy>=1.18", "types-PyMySQL")
+    session.run("pytest", str(SERVICES_PLUGIN / "tests"), f"--rootdir={ROOT}", *session.posargs)
+    session.run("mypy", str(SERVICES_PLUGIN / "src"))
+
+
+@nox.session(python=LOWEST_PYTHON)
 def isolation(session: nox.Session) -> None:
     """Build every wheel and sdist; install each wheel alone; no other kit package comes along."""
     session.install("uv")
@@ -227,7 +235,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=False)
 def ci(session: nox.Session) -> None:
     """The README's test command: queue every check CI needs, in a sensible order."""
-    queued = ["lint"]
+    queued = ["lint", "services"]
     queued += [f"typecheck({p})" for p in PACKAGES]
     queued += [f"tests-{py}({p})" for p in PACKAGES for py in PYTHONS]
     queued += [f"lowest({p})" for p in PACKAGES]
