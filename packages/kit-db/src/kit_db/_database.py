@@ -220,7 +220,7 @@ def _install_error_translation(engine: Engine) -> None:
 
 
 def _missing_driver(url: URL, exc: BaseException, use_async: bool) -> MissingDriver:
-    extra = "asyncio" if "greenlet" in str(exc).lower() else _extra_for(url, use_async)
+    extra = _extra_for(url, use_async)
     return MissingDriver(
         f'cannot use {mask(url)}: {exc}. Install the driver: pip install "kit-db[{extra}]"'
     )
