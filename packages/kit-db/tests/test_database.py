@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import uuid
 from collections.abc import Callable
@@ -227,4 +228,45 @@ async def test_async_database_down() -> None:
         port = probe.getsockname()[1]
     adb = AsyncDatabase(f"postgresql://postgres@127.0.0.1:{port}/nothing")
     assert await adb.ping(timeout=2) is False
+    await adb.dispose()
+
+
+class Event(UUIDMixin, Base):  # type: ignore[misc,valid-type]
+    __tablename__ = "db_events"
+    at: Mapped[dt.datetime]
+
+
+def test_a_missing_table_is_not_an_outage(db: Database) -> None:
+    with db.session() as session:
+        with pytest.raises(Exception) as info:
+            session.execute(text("SELECT * FROM no_such_table"))
+        assert not isinstance(info.value, DatabaseUnavailable)
+        session.rollback()
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+
+
+def test_naive_datetimes_are_refused_with_kit_errors(db: Database) -> None:
+    with db.session() as session:
+        session.add(Event(at=dt.datetime(2026, 1, 1)))
+        with pytest.raises(ConfigurationError, match="naive datetime"):
+            session.commit()
+        session.rollback()
+        session.add(Event(at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))))
+        session.commit()
+        stored = session.scalars(select(Event)).one()
+        session.expire_all()
+        assert session.scalars(select(Event)).one().at == dt.datetime(
+            2025, 12, 31, 22, tzinfo=dt.UTC
+        )
+        assert stored.id is not None
+
+
+async def test_async_postgresql_refused_connection_is_unavailable() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    adb = AsyncDatabase(f"postgresql+asyncpg://nobody@127.0.0.1:{port}/nowhere")
+    with pytest.raises(DatabaseUnavailable):
+        async with adb.session() as session:
+            await session.execute(text("SELECT 1"))
     await adb.dispose()

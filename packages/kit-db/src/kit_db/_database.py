@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -192,8 +193,13 @@ def _is_unique_violation(exc: IntegrityError) -> bool:
     )
 
 
-def translate(exc: BaseException) -> BaseException | None:
-    """kit-db's exception for a driver error, or None to keep SQLAlchemy's."""
+def translate(exc: BaseException, *, unreachable: bool = False) -> BaseException | None:
+    """kit-db's exception for a driver error, or None to keep SQLAlchemy's.
+
+    ``unreachable`` says the error came from connecting or from a dropped connection; only
+    those become :class:`DatabaseUnavailable` (a missing table is an ``OperationalError``
+    on SQLite too, and is not an outage).
+    """
     if isinstance(exc, IntegrityError):
         if _is_unique_violation(exc):
             name = _constraint_name(exc)
@@ -202,9 +208,7 @@ def translate(exc: BaseException) -> BaseException | None:
             error.__cause__ = exc
             return error
         return None
-    if isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
+    if isinstance(exc, DBAPIError) and (unreachable or exc.connection_invalidated):
         unavailable = DatabaseUnavailable(f"the database failed: {exc.orig}")
         unavailable.__cause__ = exc
         return unavailable
@@ -212,11 +216,26 @@ def translate(exc: BaseException) -> BaseException | None:
 
 
 def _install_error_translation(engine: Engine) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # asyncpg raises the operating system's connection errors unwrapped, and they
+        # bypass handle_error: translate them where the connection is made
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (ConnectionError, socket.gaierror, TimeoutError) as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> BaseException | None:
         if context.is_pre_ping:
             return None
-        return translate(context.sqlalchemy_exception)
+        if context.sqlalchemy_exception is None:
+            return None
+        unreachable = bool(context.is_disconnect) or (
+            context.connection is None
+            and isinstance(context.sqlalchemy_exception, OperationalError)
+        )
+        return translate(context.sqlalchemy_exception, unreachable=unreachable)
 
 
 def _missing_driver(url: URL, exc: BaseException, use_async: bool) -> MissingDriver:

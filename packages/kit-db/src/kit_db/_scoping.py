@@ -16,10 +16,11 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import String, event, false, inspect
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
 
-from .exceptions import ConfigurationError, TenantRequired, TenantViolation
+from .exceptions import ConfigurationError, KitDBError, TenantRequired, TenantViolation
 from .types import UTCDateTime, utcnow
 
 __all__ = [
@@ -231,6 +232,25 @@ def _check_writes(session: Session, _flush_context: Any, _instances: Any) -> Non
 class KitSession(Session):
     """A :class:`~sqlalchemy.orm.Session` whose ORM statements respect soft delete and
     tenant scoping (see the module docstring)."""
+
+    def flush(self, objects: Any = None) -> None:
+        """Flush, raising kit-db's own error when a value was refused while binding
+        (SQLAlchemy would wrap it in a ``StatementError``)."""
+        try:
+            super().flush(objects)
+        except StatementError as exc:
+            if isinstance(exc.orig, KitDBError):
+                raise exc.orig from exc
+            raise
+
+    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        """Execute, unwrapping kit-db errors raised while binding parameters."""
+        try:
+            return super().execute(statement, *args, **kwargs)
+        except StatementError as exc:
+            if isinstance(exc.orig, KitDBError):
+                raise exc.orig from exc
+            raise
 
     def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
         """Like :meth:`Session.get`, but an object already in the identity map is checked
