@@ -42,24 +42,10 @@ MODULES = _modules_with_examples()
 
 # The examples run in a fresh interpreter: several declare models on kit_db.Model.metadata,
 # and other test modules run some of the same doctests, which would declare the same tables
-# twice in this process. Warnings are errors, as in the test suite. A few docstrings import
-# names that kit_db does not export yet (transactional, Repository); like
-# test_repository.py and test_transactional.py, the runner lends them from the module that
-# defines them.
+# twice in this process. Warnings are errors, as in the test suite.
 _RUNNER = textwrap.dedent(
     """
     import contextlib, doctest, importlib, io, json, sys
-    import kit_db
-    from kit_db._transaction import transactional
-    from kit_db.repository import AsyncRepository, Repository
-
-    for name, value in [
-        ("transactional", transactional),
-        ("Repository", Repository),
-        ("AsyncRepository", AsyncRepository),
-    ]:
-        if not hasattr(kit_db, name):
-            setattr(kit_db, name, value)
     results = {}
     for name in sys.argv[1:]:
         report = io.StringIO()

@@ -30,6 +30,7 @@ from ._scoping import (
     tenant_context,
     unscoped,
 )
+from ._transaction import AsyncTransaction, Transaction, transactional
 from ._version import __version__
 from .exceptions import (
     ConfigurationError,
@@ -45,6 +46,8 @@ from .exceptions import (
     TenantViolation,
 )
 from .mixins import SoftDeleteMixin, TenantScopedMixin, TimestampMixin, UUIDMixin
+from .pagination import CursorPage, Page, apaginate, apaginate_keyset, paginate, paginate_keyset
+from .repository import AsyncRepository, Repository
 from .types import UTCDateTime, utcnow, uuid7
 
 __all__ = [
@@ -53,8 +56,11 @@ __all__ = [
     "NAMING_CONVENTION",
     "UNSCOPED",
     "AsyncDatabase",
+    "AsyncRepository",
+    "AsyncTransaction",
     "ConfigurationError",
     "Conflict",
+    "CursorPage",
     "Database",
     "DatabaseError",
     "DatabaseUnavailable",
@@ -64,17 +70,25 @@ __all__ = [
     "MissingDriver",
     "Model",
     "NotFound",
+    "Page",
+    "Repository",
     "SoftDeleteMixin",
     "TenantError",
     "TenantRequired",
     "TenantScopedMixin",
     "TenantViolation",
     "TimestampMixin",
+    "Transaction",
     "UTCDateTime",
     "UUIDMixin",
     "__version__",
+    "apaginate",
+    "apaginate_keyset",
     "current_tenant",
+    "paginate",
+    "paginate_keyset",
     "tenant_context",
+    "transactional",
     "unscoped",
     "utcnow",
     "uuid7",

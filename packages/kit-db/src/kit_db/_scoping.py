@@ -15,9 +15,18 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import String, event, false, inspect
+from sqlalchemy import String, bindparam, event, false, inspect
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import StatementError
-from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    QueryableAttribute,
+    Session,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.sql import FromClause
 from sqlalchemy.sql.util import find_tables
 
 from .exceptions import ConfigurationError, KitDBError, TenantRequired, TenantViolation
@@ -138,16 +147,56 @@ def _remember_tenant_table(mapper: Any, cls: type) -> None:
 
 
 def _tenant_models_in(state: ORMExecuteState) -> set[str]:
-    """Tenant-scoped models a statement selects, counts or joins explicitly."""
+    """Tenant-scoped models a statement selects, counts or joins explicitly.
+
+    Reads the statement's entities, explicit FROMs (``select_from``) and joins without
+    compiling it, so this costs little on every execution.
+    """
     found = {m.class_.__name__ for m in state.all_mappers if _is_tenant_scoped(m)}
-    froms = getattr(state.statement, "get_final_froms", None)
-    if froms is not None and _tenant_tables:
-        for from_clause in froms():
-            for table in find_tables(from_clause, include_joins=True, include_aliases=True):
-                name = _tenant_tables.get(getattr(table, "element", table))
-                if name is not None:
-                    found.add(name)
+    if not _tenant_tables:
+        return found
+    statement = state.statement
+    candidates: list[Any] = list(getattr(statement, "_from_obj", ()))
+    candidates += [join[0] for join in getattr(statement, "_setup_joins", ())]
+    for candidate in candidates:
+        if isinstance(candidate, QueryableAttribute):  # .join(Parent.children)
+            mapper = getattr(candidate.property, "mapper", None)
+        else:
+            entity = getattr(candidate, "_annotations", {}).get("parententity")
+            if entity is None:
+                entity = sa_inspect(candidate, raiseerr=False)
+            mapper = getattr(entity, "mapper", None)
+        if mapper is not None:
+            if _is_tenant_scoped(mapper):
+                found.add(mapper.class_.__name__)
+            continue
+        if not isinstance(candidate, FromClause):
+            continue
+        for table in find_tables(candidate, include_joins=True, include_aliases=True):
+            name = _tenant_tables.get(getattr(table, "element", table))
+            if name is not None:
+                found.add(name)
     return found
+
+
+# Built once: a criteria option per statement would cost an analysis and a new cache key
+# on every execution. The tenant travels as a bound parameter instead of a closure value.
+_TENANT_PARAM = "kit_db_tenant_id"
+_SOFT_DELETE_CRITERIA = with_loader_criteria(SoftDeleteMixin, _not_deleted, include_aliases=True)
+_TENANT_CRITERIA = with_loader_criteria(
+    TenantScopedMixin,
+    lambda cls: cls.tenant_id == bindparam("kit_db_tenant_id"),  # a literal: lambdas track names
+    include_aliases=True,
+)
+_NO_TENANT_CRITERIA = with_loader_criteria(TenantScopedMixin, _no_rows, include_aliases=True)
+
+
+def _with_tenant(parameters: Any, tenant: Any) -> Any:
+    if parameters is None:
+        return {_TENANT_PARAM: tenant}
+    if isinstance(parameters, dict):
+        return {**parameters, _TENANT_PARAM: tenant}
+    return [{**row, _TENANT_PARAM: tenant} for row in parameters]
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -157,11 +206,9 @@ def _scope_statement(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete) or state.is_column_load:
         return
     options = state.execution_options
-    statement = state.statement
+    criteria: list[Any] = []
     if not options.get(INCLUDE_DELETED, False):
-        statement = statement.options(
-            with_loader_criteria(SoftDeleteMixin, _not_deleted, include_aliases=True)
-        )
+        criteria.append(_SOFT_DELETE_CRITERIA)
     if not (_unscoped.get() or options.get(UNSCOPED, False)):
         tenant = _tenant.get()
         if tenant is _NO_TENANT:
@@ -173,18 +220,12 @@ def _scope_statement(state: ORMExecuteState) -> None:
                     "every tenant"
                 )
             # tenant rows reached through joins or relationships: none, never all
-            statement = statement.options(
-                with_loader_criteria(TenantScopedMixin, _no_rows, include_aliases=True)
-            )
+            criteria.append(_NO_TENANT_CRITERIA)
         else:
-            statement = statement.options(
-                with_loader_criteria(
-                    TenantScopedMixin,
-                    lambda cls: cls.tenant_id == tenant,
-                    include_aliases=True,
-                )
-            )
-    state.statement = statement
+            criteria.append(_TENANT_CRITERIA)
+            state.parameters = _with_tenant(state.parameters, tenant)
+    if criteria:
+        state.statement = state.statement.options(*criteria)
 
 
 @event.listens_for(Session, "before_flush")
