@@ -203,7 +203,7 @@ def bench(session: nox.Session) -> None:
     results = Path(session.create_tmp()) / "bench"
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)
-    session.install(f"{SERVICES_PLUGIN}[redis]")
+    session.install(f"{SERVICES_PLUGIN}[redis,postgresql]")
     for package in PACKAGES:
         runner = PACKAGES_DIR / package / "benchmarks" / "run.py"
         if not runner.is_file():
