@@ -45,7 +45,13 @@ from .exceptions import (
     TenantRequired,
     TenantViolation,
 )
-from .mixins import SoftDeleteMixin, TenantScopedMixin, TimestampMixin, UUIDMixin
+from .mixins import (
+    OrderingMixin,
+    SoftDeleteMixin,
+    TenantScopedMixin,
+    TimestampMixin,
+    UUIDMixin,
+)
 from .pagination import CursorPage, Page, apaginate, apaginate_keyset, paginate, paginate_keyset
 from .repository import AsyncRepository, Repository
 from .types import UTCDateTime, utcnow, uuid7
@@ -70,6 +76,7 @@ __all__ = [
     "MissingDriver",
     "Model",
     "NotFound",
+    "OrderingMixin",
     "Page",
     "Repository",
     "SoftDeleteMixin",

@@ -203,7 +203,12 @@ def _with_tenant(parameters: Any, tenant: Any) -> Any:
 def _scope_statement(state: ORMExecuteState) -> None:
     if not isinstance(state.session, KitSession):
         return
-    if not (state.is_select or state.is_update or state.is_delete) or state.is_column_load:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load:
+        # a refresh of loaded objects: it may carry criteria propagated from the query that
+        # loaded them, whose tenant parameter needs a value (None matches no row)
+        state.parameters = _with_tenant(state.parameters, current_tenant())
         return
     options = state.execution_options
     criteria: list[Any] = []
@@ -292,6 +297,33 @@ class KitSession(Session):
             if isinstance(exc.orig, KitDBError):
                 raise exc.orig from exc
             raise
+
+    def _identity_lookup(
+        self, mapper: Any, primary_key_identity: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Identity-map lookups (``get`` and many-to-one lazy loads) run no SQL, so the
+        scoping hook never sees them: apply the same rules here. An object that must not be
+        visible is reported as absent, and SQLAlchemy then asks the database, where the
+        statement hook filters it."""
+        found = super()._identity_lookup(mapper, primary_key_identity, *args, **kwargs)
+        if found is None or not isinstance(found, mapper.class_):
+            return found
+        options = kwargs.get("execution_options") or {}
+        if (
+            isinstance(found, SoftDeleteMixin)
+            and not options.get(INCLUDE_DELETED, False)
+            and found.deleted_at is not None
+        ):
+            return None
+        if isinstance(found, TenantScopedMixin) and not (
+            _unscoped.get() or options.get(UNSCOPED, False)
+        ):
+            tenant = _tenant.get()
+            if tenant is not _NO_TENANT and found.tenant_id != tenant:
+                return None
+            if tenant is _NO_TENANT:
+                return None  # the statement hook then raises TenantRequired
+        return found
 
     def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
         """Like :meth:`Session.get`, but an object already in the identity map is checked

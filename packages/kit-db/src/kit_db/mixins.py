@@ -15,10 +15,11 @@ import uuid
 from sqlalchemy import Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ._ordering import OrderingMixin
 from ._scoping import SoftDeleteMixin, TenantScopedMixin
 from .types import UTCDateTime, utcnow, uuid7
 
-__all__ = ["SoftDeleteMixin", "TenantScopedMixin", "TimestampMixin", "UUIDMixin"]
+__all__ = ["OrderingMixin", "SoftDeleteMixin", "TenantScopedMixin", "TimestampMixin", "UUIDMixin"]
 
 
 class UUIDMixin:
