@@ -3,8 +3,9 @@
 Reads: a ``do_orm_execute`` hook adds ``with_loader_criteria(..., include_aliases=True)``
 to every ORM SELECT, UPDATE and DELETE, including relationship loads, counts and
 ``session.get``. Writes: a ``before_flush`` hook stamps new tenant rows and refuses rows of
-another tenant. :meth:`KitSession.get` also checks objects already in the identity map,
-which SQLAlchemy returns without running any SQL.
+another tenant. Identity-map lookups, which SQLAlchemy answers without SQL (``session.get``
+and many-to-one lazy loads), are checked by ``KitSession._identity_lookup``; a refresh of a
+loaded object gets the tenant parameter its propagated criteria need.
 """
 
 from __future__ import annotations
@@ -323,29 +324,4 @@ class KitSession(Session):
                 return None
             if tenant is _NO_TENANT:
                 return None  # the statement hook then raises TenantRequired
-        return found
-
-    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
-        """Like :meth:`Session.get`, but an object already in the identity map is checked
-        too: a soft-deleted row or a row of another tenant gives ``None``."""
-        found = super().get(entity, ident, **kwargs)
-        if found is None:
-            return None
-        options = kwargs.get("execution_options") or {}
-        if (
-            isinstance(found, SoftDeleteMixin)
-            and not options.get(INCLUDE_DELETED, False)
-            and found.deleted_at is not None
-        ):
-            return None
-        if isinstance(found, TenantScopedMixin) and not (
-            _unscoped.get() or options.get(UNSCOPED, False)
-        ):
-            tenant = _tenant.get()
-            if tenant is _NO_TENANT:
-                raise TenantRequired(
-                    f"{type(found).__name__} is tenant-scoped: get it inside tenant_context()"
-                )
-            if found.tenant_id != tenant:
-                return None
         return found
