@@ -129,6 +129,7 @@ def test_in_memory_sqlite_is_shared_between_sessions() -> None:
         session.add(Account(email="a@example.com"))
     with db.session() as session:
         assert session.scalars(select(Account.email)).all() == ["a@example.com"]
+    db.dispose()
 
 
 def test_sqlite_savepoints_really_roll_back(tmp_path: Any) -> None:
