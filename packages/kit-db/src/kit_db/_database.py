@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -276,6 +277,8 @@ class Database:
         _install_error_translation(self.engine)
         self.sessionmaker = sessionmaker(self.engine, class_=KitSession, expire_on_commit=False)
         self.dialect = self.engine.dialect.name
+        # a Database dropped without dispose() still closes its pooled connections
+        weakref.finalize(self, self.engine.dispose)
 
     def __repr__(self) -> str:
         return f"Database({mask(self.url)!r})"
