@@ -1,0 +1,1 @@
+"""The backends: ``sync`` (inline), ``thread`` (a pool in this process), ``rq`` (Redis)."""

@@ -1,0 +1,144 @@
+"""The ``sync`` backend: every job runs inside ``enqueue``, in the caller's thread.
+
+For tests and debugging. Retries run at once, one after another; ``delay=``,
+``enqueue_at`` and retry backoff are not waited for (the job would otherwise block the
+caller); a run longer than ``timeout`` is reported as timed out once it returns.
+Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from .._backend import Backend
+from .._clock import mono, wall
+from .._context import logger
+from .._execute import execute
+from .._models import JobInfo, JobMessage, JobStatus
+from ..exceptions import BackendClosed
+from ._memory import JobRecord, MemoryStore
+
+__all__ = ["SyncBackend"]
+
+
+class SyncBackend(Backend):
+    """Runs each job inline at enqueue time; results and errors are kept in memory.
+
+    Example::
+
+        >>> from kit_jobs import Jobs, job
+        >>> @job
+        ... def boom() -> None:
+        ...     raise ValueError("no")
+        >>> ref = Jobs(backend="sync").enqueue(boom)
+        >>> ref.status()
+        <JobStatus.FAILED: 'failed'>
+    """
+
+    name = "sync"
+    delivery = "inline: runs inside enqueue; nothing survives the process"
+
+    def __init__(self, history: int = 10_000) -> None:
+        super().__init__()
+        self.store = MemoryStore(history)
+        self._closed = False
+
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> list[str]:
+        self._closed = True
+        return []
+
+    def enqueue(self, message: JobMessage) -> None:
+        if self._closed:
+            raise BackendClosed("the sync backend was shut down; create a new Jobs")
+        task = message.task
+        record = JobRecord(
+            message,
+            JobStatus.QUEUED,
+            retries_left=task.retry.max if task.retry else 0,
+            scheduled_for=message.run_at,
+        )
+        self.store.add(record)
+        hooks = self.runtime.hooks if self.runtime is not None else ()
+        while True:
+            record.attempts += 1
+            record.status = JobStatus.RUNNING
+            record.started_at = wall()
+            started = mono()
+            try:
+                value = execute(
+                    task,
+                    message.args,
+                    message.kwargs,
+                    job_id=message.id,
+                    context=message.context,
+                    attempt=record.attempts,
+                    backend=self.name,
+                    hooks=hooks,
+                )
+            except Exception as exc:
+                record.error = f"{type(exc).__name__}: {exc}"
+                record.error_type = type(exc).__name__
+                record.traceback = traceback.format_exc()
+                record.timed_out = False
+            else:
+                elapsed = mono() - started
+                if task.timeout is not None and elapsed > task.timeout:
+                    record.error = f"JobTimedOut: ran {elapsed:.3f} s, timeout is {task.timeout} s"
+                    record.error_type = "JobTimedOut"
+                    record.timed_out = True
+                else:
+                    record.result = value
+                    record.error = None
+                    self.store.ended(record, JobStatus.FINISHED)
+                    return
+            if record.retries_left > 0:
+                record.retries_left -= 1
+                logger.info("job_retry", job_id=message.id, job_task=task.name, error=record.error)
+                continue
+            logger.warning("job_failed", job_id=message.id, job_task=task.name, error=record.error)
+            self.store.ended(record, JobStatus.FAILED)
+            return
+
+    def claim_unique(self, key: str, job_id: str, window: float) -> str | None:
+        return self.store.claim_unique(key, job_id, window)
+
+    def release_unique(self, key: str, job_id: str) -> None:
+        self.store.release_unique(key, job_id)
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.store.get(job_id).status
+
+    def result(self, job_id: str, timeout: float | None) -> Any:
+        return self.store.wait(job_id, timeout)
+
+    def cancel(self, job_id: str) -> bool:
+        self.store.get(job_id)
+        return False  # it already ran
+
+    def info(self, job_id: str) -> JobInfo:
+        return self.store.get(job_id).info()
+
+    def counts(self) -> dict[JobStatus, int]:
+        return self.store.counts()
+
+    def list_jobs(self, status: JobStatus, limit: int = 100) -> list[JobInfo]:
+        return self.store.list_jobs(status, limit)
+
+    def stuck(self) -> list[JobInfo]:
+        return []
+
+    def retry(self, job_id: str) -> bool:
+        record = self.store.get(job_id)
+        if record.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+            return False
+        self.store.forget(job_id)
+        record.message.run_at = None
+        self.enqueue(record.message)
+        return True
+
+    def clear(self, status: JobStatus) -> int:
+        return self.store.clear_ended(status)
+
+    def claim_tick(self, schedule: str, tick: float, ttl: float) -> bool:
+        return self.store.claim_tick(schedule, tick, ttl)
