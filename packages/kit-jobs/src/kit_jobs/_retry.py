@@ -50,7 +50,9 @@ class Retry:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigurationError(f"Retry({name}={value!r}): give seconds as a number >= 0")
             if not math.isfinite(value):
-                raise ConfigurationError(f"Retry({name}={value!r}): give a finite number of seconds")
+                raise ConfigurationError(
+                    f"Retry({name}={value!r}): give a finite number of seconds"
+                )
 
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry number ``retry_number`` (1 for the first retry)."""
@@ -59,7 +61,7 @@ class Retry:
         if self.backoff == 0:
             return 0.0
         # Cap the exponent so huge retry counts do not overflow the float.
-        base = min(self.max_delay, self.backoff * 2.0 ** min(retry_number - 1, 1024))
+        base = min(self.max_delay, self.backoff * 2.0 ** min(retry_number - 1, 64))
         if self.jitter:
             base = (rng or random).uniform(base / 2, base)
         return float(base)

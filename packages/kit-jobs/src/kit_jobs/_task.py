@@ -96,7 +96,6 @@ class Task(Generic[P, R]):
         True
     """
 
-
     def __init__(
         self,
         fn: Callable[P, R],
@@ -117,7 +116,9 @@ class Task(Generic[P, R]):
                 "wrap the coroutine with asyncio.run() in a plain function"
             )
         self.fn = fn
-        self.name = _check_name("name", name or f"{fn.__module__}.{fn.__qualname__}".replace("<", "").replace(">", ""))
+        self.name = _check_name(
+            "name", name or f"{fn.__module__}.{fn.__qualname__}".replace("<", "").replace(">", "")
+        )
         self.queue = _check_name("queue", queue)
         self.retry: Retry | None = coerce_retry(retry)
         self.timeout: float | None = _positive("timeout", timeout)
@@ -129,11 +130,11 @@ class Task(Generic[P, R]):
                 f"@job on {fn.__qualname__}: a parameter named 'delay' clashes with "
                 "enqueue(delay=seconds); rename the parameter"
             )
-        self.unique: Unique | None = self._coerce_unique(unique)
         self.__wrapped__ = fn
         self.__name__ = getattr(fn, "__name__", self.name)
         self.__qualname__ = getattr(fn, "__qualname__", self.name)
         self.__doc__ = fn.__doc__
+        self.unique: Unique | None = self._coerce_unique(unique)
 
     def _coerce_unique(self, unique: bool | str | Unique | None) -> Unique | None:
         if unique is None or unique is False:
@@ -187,7 +188,9 @@ class Task(Generic[P, R]):
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise ConfigurationError(f"job {self.name!r} cannot take these arguments: {exc}") from exc
+            raise ConfigurationError(
+                f"job {self.name!r} cannot take these arguments: {exc}"
+            ) from exc
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobRef[R]:
         """Run this task in the background; ``delay=seconds`` runs it no earlier than that.
@@ -302,10 +305,9 @@ def register(task: Task[Any, Any]) -> None:
     """Add a task to this process's registry (``@job`` does it)."""
     existing = TASKS.get(task.name)
     if existing is not None and existing.fn is not task.fn:
-        same_origin = (
-            getattr(existing.fn, "__module__", None) == getattr(task.fn, "__module__", None)
-            and getattr(existing.fn, "__qualname__", None) == getattr(task.fn, "__qualname__", None)
-        )
+        same_origin = getattr(existing.fn, "__module__", None) == getattr(
+            task.fn, "__module__", None
+        ) and getattr(existing.fn, "__qualname__", None) == getattr(task.fn, "__qualname__", None)
         if not same_origin:
             raise ConfigurationError(
                 f"two tasks are named {task.name!r} ({existing.fn!r} and {task.fn!r}); "

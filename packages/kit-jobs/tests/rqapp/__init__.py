@@ -57,7 +57,7 @@ def flaky(key: str, failures: int) -> int:
     return attempt
 
 
-@job(name="rqapp.always_fails", queue="kjtest", retry=1)
+@job(name="rqapp.always_fails", queue="kjtest", retry=Retry(max=1, backoff=0))
 def always_fails() -> None:
     raise ValueError("this job always fails")
 
