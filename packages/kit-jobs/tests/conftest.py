@@ -4,6 +4,7 @@ default runtime around every test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,7 +40,11 @@ class WorkerProcess:
     child can be cleaned up with it)."""
 
     def __init__(self, url: str, queue: str, heartbeat_ttl: float, scheduler: bool) -> None:
-        env = dict(os.environ, KJ_TEST_REDIS=url, PYTHONPATH=f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+        env = dict(
+            os.environ,
+            KJ_TEST_REDIS=url,
+            PYTHONPATH=f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        )
         argv = [sys.executable, "-m", "rqapp.worker_main", url, queue, str(heartbeat_ttl)]
         if not scheduler:
             argv.append("--no-scheduler")
@@ -60,10 +65,8 @@ class WorkerProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)  # the scheduler child, if any
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -78,7 +81,9 @@ def start_worker(rq_url: str) -> Iterator[Callable[..., WorkerProcess]]:
     """Start real worker processes; all are stopped at the end of the test."""
     started: list[WorkerProcess] = []
 
-    def start(queue: str = "kjtest", heartbeat_ttl: float = 2.0, scheduler: bool = True) -> WorkerProcess:
+    def start(
+        queue: str = "kjtest", heartbeat_ttl: float = 2.0, scheduler: bool = True
+    ) -> WorkerProcess:
         worker = WorkerProcess(rq_url, queue, heartbeat_ttl, scheduler)
         started.append(worker)
         return worker
@@ -88,7 +93,9 @@ def start_worker(rq_url: str) -> Iterator[Callable[..., WorkerProcess]]:
         worker.terminate()
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> None:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05
+) -> None:
     """Poll ``predicate`` until truthy; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -3,6 +3,8 @@ lifespan, problem+json."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pytest
 import rqapp
 
@@ -92,8 +94,13 @@ async def test_fastapi_lifespan_starts_and_stops_the_thread_backend() -> None:
         return {"id": rqapp.add.enqueue(a, 1).id}
 
     @app.get("/jobs/{job_id}")
-    async def status(job_id: str, runtime: Jobs = fastapi.Depends(jobs_dependency)) -> dict[str, object]:
-        return {"status": runtime.get(job_id).status(), "result": runtime.get(job_id).result(timeout=5)}
+    async def status(
+        job_id: str, runtime: Annotated[Jobs, fastapi.Depends(jobs_dependency)]
+    ) -> dict[str, object]:
+        return {
+            "status": runtime.get(job_id).status(),
+            "result": runtime.get(job_id).result(timeout=5),
+        }
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

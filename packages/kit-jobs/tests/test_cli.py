@@ -24,7 +24,17 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def test_thread_backend_enqueue_wait_status_and_tasks(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(
-        capsys, "--backend", "thread", "--import", "rqapp", "enqueue", "rqapp.add", "--args", "[2, 5]", "--wait", "10"
+        capsys,
+        "--backend",
+        "thread",
+        "--import",
+        "rqapp",
+        "enqueue",
+        "rqapp.add",
+        "--args",
+        "[2, 5]",
+        "--wait",
+        "10",
     )
     assert (code, out.strip()) == (0, "7")
     code, out, _ = _cli(capsys, "--backend", "thread", "--json", "status")
@@ -34,7 +44,9 @@ def test_thread_backend_enqueue_wait_status_and_tasks(capsys: pytest.CaptureFixt
     assert "rqapp.limited  queue=kjtest concurrency=2" in out
 
 
-def test_thread_worker_runs_in_the_foreground_and_drains(capsys: pytest.CaptureFixture[str]) -> None:
+def test_thread_worker_runs_in_the_foreground_and_drains(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert _cli(capsys, "--backend", "thread", "worker", "--burst")[0] == 0
 
 
@@ -60,11 +72,27 @@ def test_rq_worker_command_and_inspection(rq_url: str, capsys: pytest.CaptureFix
     base = ["--backend", "rq", "--redis-url", rq_url, "--import", "rqapp"]
     code, out, _ = _cli(capsys, *base, "--json", "status")
     assert json.loads(out)["counts"] == {
-        "queued": 6, "scheduled": 1, "waiting": 0, "running": 0, "finished": 0, "failed": 0, "canceled": 0
+        "queued": 6,
+        "scheduled": 1,
+        "waiting": 0,
+        "running": 0,
+        "finished": 0,
+        "failed": 0,
+        "canceled": 0,
     }
     env = dict(os.environ, PYTHONPATH=str(TESTS), KJ_TEST_REDIS=rq_url)
     worker = subprocess.run(
-        [sys.executable, "-m", "kit_jobs.cli", *base, "worker", "--burst", "--queue", "kjtest", "--no-scheduler"],
+        [
+            sys.executable,
+            "-m",
+            "kit_jobs.cli",
+            *base,
+            "worker",
+            "--burst",
+            "--queue",
+            "kjtest",
+            "--no-scheduler",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -90,5 +118,7 @@ def test_rq_worker_command_and_inspection(rq_url: str, capsys: pytest.CaptureFix
     assert out.strip() == "(none)"
     code, _, err = _cli(capsys, *base, "info", "nope")
     assert code == 1 and "no job 'nope'" in err
-    code, out, _ = _cli(capsys, *base, "enqueue", "rqapp.add", "--args", "[1]", "--kwargs", '{"b": 2}')
+    code, out, _ = _cli(
+        capsys, *base, "enqueue", "rqapp.add", "--args", "[1]", "--kwargs", '{"b": 2}'
+    )
     assert redis.Redis.from_url(rq_url).exists(f"rq:job:{out.strip()}")

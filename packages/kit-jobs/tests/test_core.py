@@ -93,7 +93,7 @@ def test_two_functions_cannot_share_a_name() -> None:
     @job(name="core.shared")
     def one() -> None: ...
 
-    with pytest.raises(ConfigurationError, match="two tasks are named 'core.shared'"):
+    with pytest.raises(ConfigurationError, match=r"two tasks are named 'core\.shared'"):
 
         @job(name="core.shared")
         def two() -> None: ...
@@ -185,8 +185,8 @@ def test_task_enqueue_uses_the_configured_default_and_delay_validation() -> None
     with pytest.raises(ConfigurationError, match="aware datetime"):
         add.enqueue_at(dt.datetime(2030, 1, 1), 1)
     with pytest.raises(ConfigurationError, match="not both"):
-        kit_jobs.get_jobs().enqueue(add, 1, delay=1, at=dt.datetime.now(dt.timezone.utc))
-    with pytest.raises(UnknownTask, match="no task named 'core.nope'"):
+        kit_jobs.get_jobs().enqueue(add, 1, delay=1, at=dt.datetime.now(dt.UTC))
+    with pytest.raises(UnknownTask, match=r"no task named 'core\.nope'"):
         kit_jobs.get_jobs().enqueue("core.nope")
     assert kit_jobs.get_jobs().enqueue("core.add", 4).result() == 4
 

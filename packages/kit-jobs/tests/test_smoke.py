@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import kit_jobs
 from kit_jobs import ConfigurationError, KitJobsError
 

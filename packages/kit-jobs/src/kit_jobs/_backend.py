@@ -34,7 +34,7 @@ class Backend(ABC):
         self.runtime = runtime
 
     # -- life cycle ----------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - optional hook: most backends start lazily
         """Start threads or check connections. Idempotent. ``enqueue`` starts lazily."""
 
     @abstractmethod

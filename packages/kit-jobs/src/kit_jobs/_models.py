@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._task import Task
 
-__all__ = ["JobInfo", "JobMessage", "JobStatus", "TERMINAL"]
+__all__ = ["TERMINAL", "JobInfo", "JobMessage", "JobStatus"]
 
 
 class JobStatus(enum.StrEnum):

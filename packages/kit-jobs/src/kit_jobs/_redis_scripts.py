@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLAIM", "CLAIM_UNIQUE", "RELEASE_UNIQUE", "SEM_ACQUIRE_OR_PARK", "SEM_PUMP", "SEM_RELEASE"]
+__all__ = [
+    "CLAIM",
+    "CLAIM_UNIQUE",
+    "RELEASE_UNIQUE",
+    "SEM_ACQUIRE_OR_PARK",
+    "SEM_PUMP",
+    "SEM_RELEASE",
+]
 
 #: Pop the first job id of the first non-empty queue and start an execution of it, in
 #: one step: a worker dying right after still leaves the job in the started registry,

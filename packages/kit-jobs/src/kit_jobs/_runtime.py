@@ -4,6 +4,7 @@ and ``KIT_JOBS_*`` environment variables describe it when nothing was configured
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
 import signal
@@ -11,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
@@ -42,7 +43,9 @@ def _parse_status(status: JobStatus | str) -> JobStatus:
     try:
         return JobStatus(status)
     except ValueError:
-        raise ConfigurationError(f"unknown job status {status!r}; use one of {_STATUS_NAMES}") from None
+        raise ConfigurationError(
+            f"unknown job status {status!r}; use one of {_STATUS_NAMES}"
+        ) from None
 
 
 class Jobs:
@@ -206,8 +209,10 @@ class Jobs:
         if at is not None:
             run_at = run_at_from(at)
         if delay is not None:
-            if isinstance(delay, bool) or not isinstance(delay, int | float) or not (
-                0 <= delay < math.inf
+            if (
+                isinstance(delay, bool)
+                or not isinstance(delay, int | float)
+                or not (0 <= delay < math.inf)
             ):
                 raise ConfigurationError(f"delay={delay!r}: give seconds as a number >= 0")
             run_at = wall() + float(delay) if delay > 0 else None
@@ -283,7 +288,7 @@ class Jobs:
         """Jobs per status."""
         return self.backend.counts()
 
-    def list(self, status: JobStatus | str, limit: int = 100) -> list[JobInfo]:
+    def list(self, status: JobStatus | str, limit: int = 100) -> builtins.list[JobInfo]:
         """Jobs in ``status`` (newest first where the backend keeps an order)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"limit={limit!r}: give a whole number >= 1")
@@ -293,11 +298,11 @@ class Jobs:
         """Everything known about one job."""
         return self.backend.info(job_id)
 
-    def failed(self, limit: int = 100) -> list[JobInfo]:
+    def failed(self, limit: int = 100) -> builtins.list[JobInfo]:
         """Failed jobs, with their last error."""
         return self.list(JobStatus.FAILED, limit)
 
-    def stuck(self) -> list[JobInfo]:
+    def stuck(self) -> builtins.list[JobInfo]:
         """Running jobs past their timeout or whose worker stopped heartbeating."""
         return self.backend.stuck()
 
@@ -340,7 +345,7 @@ class Jobs:
         if scheduler is not None:
             scheduler.stop()
 
-    def shutdown(self, wait: bool = True, timeout: float | None = None) -> list[str]:
+    def shutdown(self, wait: bool = True, timeout: float | None = None) -> builtins.list[str]:
         """Stop the scheduler, then the backend (see :meth:`Backend.shutdown`).
 
         Returns the ids of jobs that did not run here; each is logged.
@@ -363,7 +368,7 @@ class Jobs:
     def work(
         self,
         *,
-        queues: list[str] | None = None,
+        queues: builtins.list[str] | None = None,
         burst: bool = False,
         with_scheduler: bool = True,
         heartbeat_ttl: float = 30.0,
@@ -471,4 +476,4 @@ def reset_default() -> Jobs | None:
 
 
 def _utc(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+    return None if ts is None else datetime.fromtimestamp(ts, tz=UTC)

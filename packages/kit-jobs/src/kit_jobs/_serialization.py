@@ -29,7 +29,9 @@ def loads(text: str | bytes) -> Any:
 
 def _describe(value: Any) -> str:
     kind = type(value)
-    return f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    return (
+        f"{kind.__module__}.{kind.__qualname__}" if kind.__module__ != "builtins" else kind.__name__
+    )
 
 
 def _find_bad(value: Any, path: str) -> str | None:
@@ -37,7 +39,7 @@ def _find_bad(value: Any, path: str) -> str | None:
     if value is None or isinstance(value, bool | str):
         return None
     if isinstance(value, int | float):
-        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        if (isinstance(value, float) and value != value) or value in (float("inf"), float("-inf")):
             return f"{path} ({value!r}: NaN and infinity are not JSON)"
         if type(value) not in (int, float):
             return f"{path} ({_describe(value)})"

@@ -13,7 +13,7 @@ import math
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ._retry import Retry, coerce_retry
@@ -75,7 +75,7 @@ def _positive(kind: str, value: object, *, integer: bool = False) -> Any:
     if isinstance(value, bool) or not isinstance(value, ok_type) or value <= 0:
         kind_text = "a whole number" if integer else "a number of seconds"
         raise ConfigurationError(f"{kind}={value!r}: give {kind_text} > 0, or None")
-    if not integer and not math.isfinite(float(value)):  # type: ignore[arg-type]
+    if not integer and not math.isfinite(float(value)):
         raise ConfigurationError(f"{kind}={value!r}: give a finite number of seconds")
     return value
 
@@ -228,7 +228,7 @@ def run_at_from(when: datetime) -> float:
             f"enqueue_at({when!r}): give an aware datetime, e.g. datetime.now(timezone.utc)"
             " + timedelta(hours=1); a naive one is ambiguous"
         )
-    return when.astimezone(timezone.utc).timestamp()
+    return when.astimezone(UTC).timestamp()
 
 
 @overload

@@ -101,7 +101,11 @@ class KitWorker:
             raise ConfigurationError(
                 f"KitWorker needs the rq backend, this Jobs uses {backend.name!r} (KIT_JOBS_BACKEND=rq)"
             )
-        if isinstance(heartbeat_ttl, bool) or not isinstance(heartbeat_ttl, int | float) or heartbeat_ttl < 1:
+        if (
+            isinstance(heartbeat_ttl, bool)
+            or not isinstance(heartbeat_ttl, int | float)
+            or heartbeat_ttl < 1
+        ):
             raise ConfigurationError(f"heartbeat_ttl={heartbeat_ttl!r}: give seconds >= 1")
         names = list(queues) if queues else sorted({t.queue for t in TASKS.values()} or {"default"})
         for queue_name in names:
@@ -109,7 +113,7 @@ class KitWorker:
                 raise ConfigurationError(f"queue name {queue_name!r}: give a non-empty name")
         self.jobs = jobs
         self.backend = backend
-        self.connection = backend.connection
+        self.connection: Any = backend.connection
         self.queues = [backend.queue(n) for n in names]
         self.heartbeat_ttl = float(heartbeat_ttl)
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
@@ -130,14 +134,20 @@ class KitWorker:
         self.processed = 0
 
     # ------------------------------------------------------------------ main loop
-    def work(self, *, burst: bool = False, with_scheduler: bool = True, max_jobs: int | None = None) -> int:
+    def work(
+        self, *, burst: bool = False, with_scheduler: bool = True, max_jobs: int | None = None
+    ) -> int:
         """Run jobs until stopped (SIGINT/SIGTERM: finish the current job, then exit) or,
         with ``burst``, until the queues are empty. Returns the number of jobs run."""
         previous = self._install_signals()
         self.rq.register_birth()
-        beat = threading.Thread(target=self._heartbeat_loop, name=f"kit-jobs-heartbeat-{self.name}", daemon=True)
+        beat = threading.Thread(
+            target=self._heartbeat_loop, name=f"kit-jobs-heartbeat-{self.name}", daemon=True
+        )
         beat.start()
-        logger.info("worker_started", worker=self.name, queues=[q.name for q in self.queues], burst=burst)
+        logger.info(
+            "worker_started", worker=self.name, queues=[q.name for q in self.queues], burst=burst
+        )
         if with_scheduler:
             with suppress(RedisError):
                 self.rq._start_scheduler(burst=burst, logging_level="WARNING")
@@ -149,7 +159,12 @@ class KitWorker:
                 try:
                     claimed = self._claim_one()
                 except (RedisConnectionError, RedisTimeoutError) as exc:
-                    logger.error("worker_redis_unavailable", worker=self.name, error=str(exc), retry_in_s=idle_wait)
+                    logger.error(
+                        "worker_redis_unavailable",
+                        worker=self.name,
+                        error=str(exc),
+                        retry_in_s=idle_wait,
+                    )
                     self._stop.wait(idle_wait)
                     idle_wait = min(idle_wait * 2, 5.0)
                     continue
@@ -189,7 +204,9 @@ class KitWorker:
             if self._stop.is_set():
                 logger.warning("worker_forced_stop", worker=self.name)
                 raise SystemExit(1)
-            logger.info("worker_stop_requested", worker=self.name, signal=signal.Signals(signum).name)
+            logger.info(
+                "worker_stop_requested", worker=self.name, signal=signal.Signals(signum).name
+            )
             self._stop.set()
 
         return {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -214,10 +231,10 @@ class KitWorker:
             claimed = self._claim_next()
             if claimed is None:
                 return None
-            if claimed is not False:
+            if isinstance(claimed, _Running):
                 return claimed
 
-    def _claim_next(self) -> _Running | None | bool:
+    def _claim_next(self) -> _Running | bool | None:
         from rq.executions import Execution
         from rq.job import Job
         from rq.utils import now, utcformat
@@ -226,7 +243,13 @@ class KitWorker:
         moment = now()
         reply = self._claim(
             keys=self._claim_keys,
-            args=[moment.timestamp(), self.heartbeat_ttl, self.name, execution_id, utcformat(moment)],
+            args=[
+                moment.timestamp(),
+                self.heartbeat_ttl,
+                self.name,
+                execution_id,
+                utcformat(moment),
+            ],
         )
         if not reply:
             return None
@@ -287,7 +310,9 @@ class KitWorker:
         if got:
             running.lease = token
             return True
-        logger.debug("job_waiting_for_slot", job_id=job.id, job_task=task.name, limit=task.concurrency)
+        logger.debug(
+            "job_waiting_for_slot", job_id=job.id, job_task=task.name, limit=task.concurrency
+        )
         return False
 
     def _release_slot(self, running: _Running) -> None:
@@ -313,7 +338,7 @@ class KitWorker:
             attempt = task.retry.max - job.retries_left + 1
         with self._current_lock:
             self._current = running
-        timeout = None if job.timeout in (None, -1) else float(job.timeout)  # type: ignore[arg-type]
+        timeout = None if job.timeout in (None, -1) else float(job.timeout)
         if task.timeout is not None:
             timeout = task.timeout
         try:
@@ -330,7 +355,9 @@ class KitWorker:
                         hooks=self.jobs.hooks,
                     )
             except _JobTimeout:
-                self._fail(running, f"JobTimedOut: ran past its timeout of {timeout} s", timed_out=True)
+                self._fail(
+                    running, f"JobTimedOut: ran past its timeout of {timeout} s", timed_out=True
+                )
             except Exception:
                 self._fail(running, traceback.format_exc())
             else:
@@ -377,7 +404,9 @@ class KitWorker:
             # The execution stays in the started registry: the sweep retries or fails it.
             logger.error("job_result_not_saved", job_id=job.id, error=str(exc))
 
-    def _fail(self, running: _Running, exc_string: str, *, retry: bool = True, timed_out: bool = False) -> None:
+    def _fail(
+        self, running: _Running, exc_string: str, *, retry: bool = True, timed_out: bool = False
+    ) -> None:
         from rq.job import JobStatus as RQStatus
         from rq.utils import now
 
@@ -466,7 +495,9 @@ class KitWorker:
         moved = 0
         for queue in self.queues:
             lock = f"{KEY_PREFIX}sweep-lock:{queue.name}"
-            if not self.connection.set(lock, self.name, nx=True, px=int(max(1.0, self.heartbeat_ttl) * 1000)):
+            if not self.connection.set(
+                lock, self.name, nx=True, px=int(max(1.0, self.heartbeat_ttl) * 1000)
+            ):
                 continue
             try:
                 registry = StartedJobRegistry(queue=queue)
@@ -491,7 +522,9 @@ class KitWorker:
         if time.monotonic() - self._last_scheduler_check > 60:
             self._last_scheduler_check = time.monotonic()
             scheduler = self.rq.scheduler
-            if scheduler is not None and (not scheduler._process or not scheduler._process.is_alive()):
+            if scheduler is not None and (
+                not scheduler._process or not scheduler._process.is_alive()
+            ):
                 scheduler.acquire_locks(auto_start=True)
         return moved
 

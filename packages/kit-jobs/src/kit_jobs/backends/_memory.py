@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from .._clock import mono, wall
-from .._models import TERMINAL, JobInfo, JobMessage, JobStatus
-from ..exceptions import JobCanceled, JobFailed, JobNotFound, JobTimedOut, ResultTimeout
+from kit_jobs._clock import mono, wall
+from kit_jobs._models import TERMINAL, JobInfo, JobMessage, JobStatus
+from kit_jobs.exceptions import JobCanceled, JobFailed, JobNotFound, JobTimedOut, ResultTimeout
 
 __all__ = ["JobRecord", "MemoryStore"]
 
@@ -31,7 +31,9 @@ class JobRecord:
     error_type: str = ""
     traceback: str = ""
     timed_out: bool = False
-    done: threading.Event = field(default_factory=threading.Event)
+    #: Set when the job ends. Made by the first waiter (under the store's lock): an
+    #: Event costs more than the rest of the record, and most jobs are never waited on.
+    done: threading.Event | None = None
 
     def info(self) -> JobInfo:
         m = self.message
@@ -74,7 +76,7 @@ class MemoryStore:
 
     def __init__(self, history: int = 10_000) -> None:
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-            from ..exceptions import ConfigurationError
+            from kit_jobs.exceptions import ConfigurationError
 
             raise ConfigurationError(f"history={history!r}: give a whole number >= 1")
         self.history = history
@@ -109,7 +111,9 @@ class MemoryStore:
             while len(self._ended) > self.history:
                 old, _ = self._ended.popitem(last=False)
                 self.records.pop(old, None)
-        record.done.set()
+            done = record.done
+        if done is not None:
+            done.set()
 
     def forget(self, job_id: str) -> None:
         with self.lock:
@@ -118,7 +122,14 @@ class MemoryStore:
 
     def wait(self, job_id: str, timeout: float | None) -> Any:
         record = self.get(job_id)
-        if record.status not in TERMINAL and not record.done.wait(timeout):
+        done: threading.Event | None = None
+        if record.status not in TERMINAL:
+            with self.lock:  # ended() sets the status under it
+                if record.status not in TERMINAL:
+                    if record.done is None:
+                        record.done = threading.Event()
+                    done = record.done
+        if done is not None and not done.wait(timeout):
             raise ResultTimeout(
                 f"job {job_id} ({record.message.task.name}) is still {record.status} after "
                 f"{timeout} s; call result() again or raise the timeout"

@@ -19,7 +19,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis
@@ -27,13 +27,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .._backend import Backend
-from .._clock import wall
-from .._context import logger
-from .._models import JobInfo, JobMessage, JobStatus
-from .._redis_scripts import CLAIM_UNIQUE, RELEASE_UNIQUE
-from .._task import TASKS, get_task
-from ..exceptions import (
+from kit_jobs._backend import Backend
+from kit_jobs._clock import wall
+from kit_jobs._context import logger
+from kit_jobs._models import JobInfo, JobMessage, JobStatus
+from kit_jobs._redis_scripts import CLAIM_UNIQUE, RELEASE_UNIQUE
+from kit_jobs._task import TASKS, get_task
+from kit_jobs.exceptions import (
     BackendUnavailable,
     ConfigurationError,
     JobCanceled,
@@ -88,7 +88,16 @@ def redis_from_url(url: str) -> redis.Redis:
     try:
         return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
     except ValueError as exc:
-        raise ConfigurationError(f"redis URL {safe_url(url)!r}: {exc} (KIT_JOBS_REDIS_URL)") from exc
+        raise ConfigurationError(
+            f"redis URL {safe_url(url)!r}: {exc} (KIT_JOBS_REDIS_URL)"
+        ) from exc
+
+
+def _ts(moment: datetime | None) -> float | None:
+    """Epoch seconds of an RQ datetime (UTC, naive or aware)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC).timestamp()
 
 
 def unavailable(exc: Exception, where: str) -> BackendUnavailable:
@@ -104,8 +113,8 @@ def perform(task_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     this keeps plain RQ workers (``rq worker``) able to run kit jobs too."""
     from rq import get_current_job
 
-    from .._execute import execute
-    from .._runtime import get_jobs
+    from kit_jobs._execute import execute
+    from kit_jobs._runtime import get_jobs
 
     task = get_task(task_name)
     current = get_current_job()
@@ -161,19 +170,27 @@ class RQBackend(Backend):
             raise ConfigurationError(f"serializer={serializer!r}: use 'json' or 'pickle'")
         if connection is not None and redis_url is not None:
             raise ConfigurationError("give redis_url= or connection=, not both")
-        if isinstance(lease_ttl, bool) or not isinstance(lease_ttl, int | float) or not (
-            1 <= lease_ttl < math.inf
+        if (
+            isinstance(lease_ttl, bool)
+            or not isinstance(lease_ttl, int | float)
+            or not (1 <= lease_ttl < math.inf)
         ):
             raise ConfigurationError(f"lease_ttl={lease_ttl!r}: give seconds >= 1")
+        # Typed loosely: redis-py's stubs answer bytes | str | Awaitable for every command.
+        self.connection: Any
         if connection is None:
             self.url = redis_url or "redis://localhost:6379/0"
             self.connection = redis_from_url(self.url)
         else:
             kwargs = connection.connection_pool.connection_kwargs
-            self.url = f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+            self.url = (
+                f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+            )
             self.connection = connection
         if self.connection.connection_pool.connection_kwargs.get("decode_responses"):
-            raise ConfigurationError("the Redis client must not use decode_responses=True (RQ needs bytes)")
+            raise ConfigurationError(
+                "the Redis client must not use decode_responses=True (RQ needs bytes)"
+            )
         self.serializer_name = serializer
         self.serializer: Any = JSONSerializer if serializer == "json" else PickleSerializer
         self.lease_ttl = float(lease_ttl)
@@ -258,7 +275,7 @@ class RQBackend(Backend):
                 if message.run_at is not None and message.run_at > wall():
                     # RQ's scheduled registry keeps whole seconds (truncated): round up,
                     # so a delayed job never runs early.
-                    when = datetime.fromtimestamp(math.ceil(message.run_at), tz=timezone.utc)
+                    when = datetime.fromtimestamp(math.ceil(message.run_at), tz=UTC)
                     at_options = dict(options, job_timeout=options.pop("timeout"))
                     queue.enqueue_at(when, DISPATCH, *payload, **at_options)
                 else:
@@ -330,7 +347,9 @@ class RQBackend(Backend):
             return latest.return_value
         job.refresh()
         kit_meta = (job.meta or {}).get("kit", {})
-        exc_string = (latest.exc_string if latest is not None else None) or kit_meta.get("error") or ""
+        exc_string = (
+            (latest.exc_string if latest is not None else None) or kit_meta.get("error") or ""
+        )
         last_line = exc_string.strip().splitlines()[-1] if exc_string.strip() else status
         error_class = JobTimedOut if kit_meta.get("timed_out") else JobFailed
         raise error_class(
@@ -373,7 +392,7 @@ class RQBackend(Backend):
         task = TASKS.get(job.description or "")
         max_retries = task.retry.max if task is not None and task.retry is not None else 0
         retries_left = job.retries_left or 0
-        started = job.started_at.timestamp() if job.started_at else None
+        started = _ts(job.started_at)
         error = kit_meta.get("error")
         if status is JobStatus.FAILED and not error:
             latest = job.latest_result()
@@ -383,7 +402,9 @@ class RQBackend(Backend):
         if status is JobStatus.SCHEDULED:
             from rq.registry import ScheduledJobRegistry
 
-            score = self.connection.zscore(ScheduledJobRegistry(queue=self.queue(job.origin)).key, job.id)
+            score = self.connection.zscore(
+                ScheduledJobRegistry(queue=self.queue(job.origin)).key, job.id
+            )
             scheduled_for = float(score) if score is not None else None
         return JobInfo(
             id=job.id,
@@ -392,21 +413,17 @@ class RQBackend(Backend):
             status=status,
             args=list(args) if isinstance(args, list | tuple) else [],
             kwargs=dict(kwargs) if isinstance(kwargs, dict) else {},
-            enqueued_at=job.enqueued_at.replace(tzinfo=timezone.utc).timestamp()
-            if job.enqueued_at
-            else (job.created_at.replace(tzinfo=timezone.utc).timestamp() if job.created_at else None),
+            enqueued_at=_ts(job.enqueued_at) or _ts(job.created_at),
             scheduled_for=scheduled_for,
-            started_at=job.started_at.replace(tzinfo=timezone.utc).timestamp() if started else None,
-            ended_at=job.ended_at.replace(tzinfo=timezone.utc).timestamp() if job.ended_at else None,
+            started_at=_ts(job.started_at),
+            ended_at=_ts(job.ended_at),
             attempts=max_retries - retries_left + (1 if started else 0),
             retries_left=retries_left,
             timeout=None if job.timeout in (None, -1) else float(job.timeout),
             error=error,
             timed_out=bool(kit_meta.get("timed_out")),
             worker=job.worker_name,
-            last_heartbeat=job.last_heartbeat.replace(tzinfo=timezone.utc).timestamp()
-            if job.last_heartbeat
-            else None,
+            last_heartbeat=_ts(job.last_heartbeat),
         )
 
     # ------------------------------------------------------------------ inspection
@@ -498,11 +515,13 @@ class RQBackend(Backend):
                     if job is None:
                         continue
                     stale = score < now
-                    started = job.started_at.replace(tzinfo=timezone.utc).timestamp() if job.started_at else None
+                    started = (
+                        job.started_at.replace(tzinfo=UTC).timestamp() if job.started_at else None
+                    )
                     late = (
                         job.timeout not in (None, -1)
                         and started is not None
-                        and now - started > float(job.timeout)  # type: ignore[arg-type]
+                        and now - started > float(job.timeout)
                     )
                     if stale or late:
                         found.append(self._info(job))
@@ -526,7 +545,9 @@ class RQBackend(Backend):
             job.save()
             queue = self.queue(job.origin)
             registry: Any = (
-                CanceledJobRegistry(queue=queue) if status == "canceled" else FailedJobRegistry(queue=queue)
+                CanceledJobRegistry(queue=queue)
+                if status == "canceled"
+                else FailedJobRegistry(queue=queue)
             )
             registry.requeue(job)
         logger.info("job_requeued", job_id=job_id, job_task=job.description)
@@ -544,7 +565,9 @@ class RQBackend(Backend):
                     ids = self._ids(status, queue, 500)
                     if not ids:
                         break
-                    for job in Job.fetch_many(ids, connection=self.connection, serializer=self.serializer):
+                    for job in Job.fetch_many(
+                        ids, connection=self.connection, serializer=self.serializer
+                    ):
                         if job is not None:
                             job.delete(remove_from_queue=True)
                             count += 1

@@ -11,12 +11,13 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from .._backend import Backend
-from .._clock import mono, wall
-from .._context import logger
-from .._execute import execute
-from .._models import JobInfo, JobMessage, JobStatus
-from ..exceptions import BackendClosed
+from kit_jobs._backend import Backend
+from kit_jobs._clock import mono, wall
+from kit_jobs._context import logger
+from kit_jobs._execute import execute
+from kit_jobs._models import JobInfo, JobMessage, JobStatus
+from kit_jobs.exceptions import BackendClosed
+
 from ._memory import JobRecord, MemoryStore
 
 __all__ = ["SyncBackend"]
