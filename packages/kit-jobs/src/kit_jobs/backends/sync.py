@@ -30,11 +30,11 @@ class SyncBackend(Backend):
 
         >>> from kit_jobs import Jobs, job
         >>> @job
-        ... def boom() -> None:
-        ...     raise ValueError("no")
-        >>> ref = Jobs(backend="sync").enqueue(boom)
-        >>> ref.status()
-        <JobStatus.FAILED: 'failed'>
+        ... def square(x: int) -> int:
+        ...     return x * x
+        >>> ref = Jobs(backend="sync").enqueue(square, 7)  # ran already
+        >>> ref.status(), ref.result()
+        (<JobStatus.FINISHED: 'finished'>, 49)
     """
 
     name = "sync"
