@@ -61,6 +61,8 @@ def test_sigkilled_worker_job_completes_elsewhere_once(
     wait_until(lambda: r.llen("kill:started") == 1)
     assert ref.status() is JobStatus.RUNNING
     first.kill()
+    # Its heartbeat lapses: inspection reports it stuck before any sweep picks it up.
+    wait_until(lambda: [i.id for i in jobs.stuck()] == [ref.id])
     start_worker(heartbeat_ttl=2)
     assert ref.result(timeout=40) == "done"
     assert r.llen("kill:started") == 2  # the killed run, then the rerun
@@ -281,3 +283,20 @@ def test_inspection_cancel_clear_and_stuck(rq_url: str, start_worker: StartWorke
     with pytest.raises(ConfigurationError, match="unknown job status"):
         jobs.list("done")
     assert jobs.stuck() == []
+
+
+def test_pickle_only_when_configured_and_plain_rq_workers_run_kit_jobs(rq_url: str) -> None:
+    from rq import SimpleWorker
+
+    pickled = _jobs(rq_url, serializer="pickle")
+    ref = pickled.enqueue(rqapp.add, 20, 22)
+    raw = redis.Redis.from_url(rq_url).hget(f"rq:job:{ref.id}", "data")
+    assert raw is not None and not raw.startswith(b"[")  # not JSON
+    pickled.work(queues=["kjtest"], burst=True, with_scheduler=False)
+    assert ref.result(timeout=5) == 42
+    # A plain RQ worker runs kit jobs through kit_jobs.backends.rq.perform.
+    jobs = _jobs(rq_url)
+    plain = jobs.enqueue(rqapp.add, 1, 2)
+    worker = SimpleWorker(["kjtest"], connection=redis.Redis.from_url(rq_url), serializer="json")
+    worker.work(burst=True)
+    assert plain.result(timeout=5) == 3
