@@ -300,3 +300,21 @@ def test_pickle_only_when_configured_and_plain_rq_workers_run_kit_jobs(rq_url: s
     worker = SimpleWorker(["kjtest"], connection=redis.Redis.from_url(rq_url), serializer="json")
     worker.work(burst=True)
     assert plain.result(timeout=5) == 3
+
+
+def test_worker_rides_out_a_redis_outage(
+    redis_server: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = redis_server.url  # type: ignore[attr-defined]
+    monkeypatch.setenv("KJ_TEST_REDIS", url)
+    jobs = _jobs(url)
+    worker = WorkerProcess(url, "kjtest", heartbeat_ttl=2, scheduler=False)
+    try:
+        assert jobs.enqueue(rqapp.add, 1, 1).result(timeout=20) == 2
+        redis_server.stop()  # type: ignore[attr-defined]
+        time.sleep(1.5)
+        assert worker.process.poll() is None  # still running, retrying its connection
+        redis_server.start()  # type: ignore[attr-defined]
+        assert jobs.enqueue(rqapp.add, 2, 2).result(timeout=30) == 4
+    finally:
+        worker.terminate()
