@@ -14,6 +14,8 @@ MODULES = [
     "kit_jobs._retry",
     "kit_jobs._serialization",
     "kit_jobs._task",
+    "kit_jobs._schedule",
+    "kit_jobs._events",
     "kit_jobs._ref",
     "kit_jobs._runtime",
     "kit_jobs.backends.sync",

@@ -18,7 +18,7 @@ The exceptions are drawn in :mod:`kit_jobs.exceptions`.
 from __future__ import annotations
 
 from ._backend import Backend
-from ._events import Event, dispatch, listen
+from ._events import Event, dispatch, listen, set_commit_hook
 from ._execute import JobContext
 from ._models import JobInfo, JobStatus
 from ._ref import JobRef
@@ -73,4 +73,5 @@ __all__ = [
     "job",
     "listen",
     "scheduled",
+    "set_commit_hook",
 ]
