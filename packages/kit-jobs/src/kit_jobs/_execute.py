@@ -5,6 +5,7 @@ outcome logged, and resource figures added to failures when psutil is installed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -73,21 +74,41 @@ def execute(
     backend: str,
     hooks: tuple[AroundJob, ...] = (),
 ) -> Any:
-    """Run one attempt; exceptions propagate to the backend, which decides on retries."""
-    bound = dict(context)
-    bound.update(job_id=job_id, job_task=task.name, job_attempt=attempt)
-    with structlog.contextvars.bound_contextvars(**bound):
-        started = time.perf_counter()
-        try:
-            if hooks:
-                with _hooks(hooks, JobContext(job_id, task, attempt, backend)):
-                    return task.fn(*args, **kwargs)
-            return task.fn(*args, **kwargs)
-        except BaseException as exc:
-            logger.warning(
-                "job_attempt_failed",
-                error=f"{type(exc).__name__}: {exc}",
-                duration_s=round(time.perf_counter() - started, 6),
-                **resource_figures(),
-            )
-            raise
+    """Run one attempt; exceptions propagate to the backend, which decides on retries.
+
+    The attempt runs in a copy of the current :mod:`contextvars` context, so the log
+    context bound for it is gone afterwards without unbinding anything (and the caller's
+    own context, on the sync backend, is untouched).
+    """
+    return contextvars.copy_context().run(
+        _attempt, task, args, kwargs, job_id, context, attempt, backend, hooks
+    )
+
+
+def _attempt(
+    task: Task[Any, Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    job_id: str,
+    context: dict[str, Any],
+    attempt: int,
+    backend: str,
+    hooks: tuple[AroundJob, ...],
+) -> Any:
+    if context:
+        structlog.contextvars.bind_contextvars(**context)
+    structlog.contextvars.bind_contextvars(job_id=job_id, job_task=task.name, job_attempt=attempt)
+    started = time.perf_counter()
+    try:
+        if hooks:
+            with _hooks(hooks, JobContext(job_id, task, attempt, backend)):
+                return task.fn(*args, **kwargs)
+        return task.fn(*args, **kwargs)
+    except BaseException as exc:
+        logger.warning(
+            "job_attempt_failed",
+            error=f"{type(exc).__name__}: {exc}",
+            duration_s=round(time.perf_counter() - started, 6),
+            **resource_figures(),
+        )
+        raise

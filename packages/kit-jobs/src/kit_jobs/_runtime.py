@@ -9,7 +9,6 @@ import math
 import os
 import signal
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, suppress
 from datetime import UTC, datetime
@@ -232,7 +231,7 @@ class Jobs:
         task.check_call(args, kwargs)
         json_args, json_kwargs = check_arguments(task.name, args, kwargs)
         message = JobMessage(
-            id=uuid.uuid4().hex,
+            id=os.urandom(16).hex(),  # 128 random bits, as uuid4, cheaper
             task=task,
             args=json_args,
             kwargs=json_kwargs,

@@ -88,8 +88,14 @@ class MemoryStore:
 
     # -- records ---------------------------------------------------------------------
     def add(self, record: JobRecord) -> None:
-        with self.lock:
-            self.records[record.message.id] = record
+        # No lock (the thread backend's enqueue path): storing one dict item is atomic,
+        # and whatever iterates the records copies them first (snapshot()).
+        self.records[record.message.id] = record
+
+    def snapshot(self) -> list[JobRecord]:
+        """The records, oldest first: copied in one C call, so safe while other threads
+        add records."""
+        return list(self.records.values())
 
     def get(self, job_id: str) -> JobRecord:
         record = self.records.get(job_id)
@@ -139,20 +145,17 @@ class MemoryStore:
     # -- inspection ------------------------------------------------------------------
     def counts(self) -> dict[JobStatus, int]:
         counts = dict.fromkeys(JobStatus, 0)
-        with self.lock:
-            for record in self.records.values():
-                counts[record.status] += 1
+        for record in self.snapshot():
+            counts[record.status] += 1
         return counts
 
     def list_jobs(self, status: JobStatus, limit: int) -> list[JobInfo]:
-        with self.lock:
-            matching = [r for r in reversed(self.records.values()) if r.status is status]
+        matching = [r for r in reversed(self.snapshot()) if r.status is status]
         return [r.info() for r in matching[:limit]]
 
     def stuck(self) -> list[JobInfo]:
         now = wall()
-        with self.lock:
-            running = [r for r in self.records.values() if r.status is JobStatus.RUNNING]
+        running = [r for r in self.snapshot() if r.status is JobStatus.RUNNING]
         return [
             r.info()
             for r in running
@@ -163,7 +166,7 @@ class MemoryStore:
 
     def clear_ended(self, status: JobStatus) -> int:
         with self.lock:
-            ids = [i for i, r in self.records.items() if r.status is status]
+            ids = [r.message.id for r in self.snapshot() if r.status is status]
             for job_id in ids:
                 self.forget(job_id)
         return len(ids)
