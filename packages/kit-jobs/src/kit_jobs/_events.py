@@ -97,7 +97,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._context import logger
 from ._retry import Retry
 from ._serialization import _find_bad
-from ._task import Task, Unique, job
+from ._task import UNSET, Task, Unique, given_options, job
 from .exceptions import ConfigurationError, SerializationError
 
 if TYPE_CHECKING:
@@ -181,19 +181,17 @@ LISTENERS: list[Listener] = []
 _lock = threading.Lock()
 _commit_hook: CommitHook | None = None
 
-_UNSET: Any = object()
-
 
 def listen(
     event_type: type[E],
     *,
     background: bool = False,
-    queue: str = _UNSET,
-    retry: int | Retry | None = _UNSET,
-    timeout: float | None = _UNSET,
-    concurrency: int | None = _UNSET,
-    unique: bool | str | Unique | None = _UNSET,
-    result_ttl: int | None = _UNSET,
+    queue: str = UNSET,
+    retry: int | Retry | None = UNSET,
+    timeout: float | None = UNSET,
+    concurrency: int | None = UNSET,
+    unique: bool | str | Unique | None = UNSET,
+    result_ttl: int | None = UNSET,
 ) -> Callable[[Callable[[E], R]], Callable[[E], R]]:
     """Call the decorated function with every dispatched ``event_type`` (or subclass).
 
@@ -221,18 +219,14 @@ def listen(
         pong 3
         []
     """
-    options: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "queue": queue,
-            "retry": retry,
-            "timeout": timeout,
-            "concurrency": concurrency,
-            "unique": unique,
-            "result_ttl": result_ttl,
-        }.items()
-        if value is not _UNSET
-    }
+    options = given_options(
+        queue=queue,
+        retry=retry,
+        timeout=timeout,
+        concurrency=concurrency,
+        unique=unique,
+        result_ttl=result_ttl,
+    )
     if not isinstance(event_type, type) or not issubclass(event_type, Event):
         raise ConfigurationError(
             f"listen({event_type!r}): give an Event subclass, e.g. "

@@ -77,7 +77,7 @@ from . import _clock
 from ._context import logger
 from ._retry import Retry
 from ._serialization import check_arguments
-from ._task import Task, Unique, _check_name, job
+from ._task import UNSET, Task, Unique, _check_name, given_options, job
 from .exceptions import ConfigurationError, KitJobsError
 
 if TYPE_CHECKING:
@@ -365,9 +365,6 @@ def register_schedule(schedule: Schedule) -> None:
         SCHEDULES[schedule.name] = schedule
 
 
-_UNSET: Any = object()
-
-
 def scheduled(
     *,
     cron: str | None = None,
@@ -376,12 +373,12 @@ def scheduled(
     name: str | None = None,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    queue: str = _UNSET,
-    retry: int | Retry | None = _UNSET,
-    timeout: float | None = _UNSET,
-    concurrency: int | None = _UNSET,
-    unique: bool | str | Unique | None = _UNSET,
-    result_ttl: int | None = _UNSET,
+    queue: str = UNSET,
+    retry: int | Retry | None = UNSET,
+    timeout: float | None = UNSET,
+    concurrency: int | None = UNSET,
+    unique: bool | str | Unique | None = UNSET,
+    result_ttl: int | None = UNSET,
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     """Enqueue the decorated task on a schedule; returns the :class:`~kit_jobs.Task`.
 
@@ -416,18 +413,14 @@ def scheduled(
         >>> SCHEDULES.pop("doc-digest"), SCHEDULES.pop("doc-purge")  # doctest: +ELLIPSIS
         (<Schedule doc-digest task=... cron='0 9 * * 1-5' tz=Europe/Paris>, <Schedule doc-purge ...>)
     """
-    job_options: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "queue": queue,
-            "retry": retry,
-            "timeout": timeout,
-            "concurrency": concurrency,
-            "unique": unique,
-            "result_ttl": result_ttl,
-        }.items()
-        if value is not _UNSET
-    }
+    job_options = given_options(
+        queue=queue,
+        retry=retry,
+        timeout=timeout,
+        concurrency=concurrency,
+        unique=unique,
+        result_ttl=result_ttl,
+    )
     # Fail at decoration time, before the function is touched, when the timing is wrong.
     if cron is not None and interval is not None:
         raise ConfigurationError(

@@ -23,7 +23,17 @@ from .exceptions import ConfigurationError, UnknownTask
 if TYPE_CHECKING:
     from ._ref import JobRef
 
-__all__ = ["TASKS", "Task", "Unique", "get_task", "job", "register", "run_at_from"]
+__all__ = [
+    "TASKS",
+    "UNSET",
+    "Task",
+    "Unique",
+    "get_task",
+    "given_options",
+    "job",
+    "register",
+    "run_at_from",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -229,6 +239,15 @@ def run_at_from(when: datetime) -> float:
             " + timedelta(hours=1); a naive one is ambiguous"
         )
     return when.astimezone(UTC).timestamp()
+
+
+#: Marks a ``@job`` option a wrapper (``@scheduled``, ``@listen``) was not given.
+UNSET: Any = object()
+
+
+def given_options(**options: Any) -> dict[str, Any]:
+    """The options a wrapper of :func:`job` was actually given (not :data:`UNSET`)."""
+    return {key: value for key, value in options.items() if value is not UNSET}
 
 
 @overload

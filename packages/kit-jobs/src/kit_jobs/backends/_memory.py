@@ -8,11 +8,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from kit_jobs._backend import Backend
 from kit_jobs._clock import mono, wall
 from kit_jobs._models import TERMINAL, JobInfo, JobMessage, JobStatus
 from kit_jobs.exceptions import JobCanceled, JobFailed, JobNotFound, JobTimedOut, ResultTimeout
 
-__all__ = ["JobRecord", "MemoryStore"]
+__all__ = ["JobRecord", "MemoryBackend", "MemoryStore"]
 
 
 @dataclass(slots=True, eq=False)
@@ -198,3 +199,29 @@ class MemoryStore:
                 return False
             self._ticks[(schedule, tick)] = now + ttl
             return True
+
+
+class MemoryBackend(Backend):
+    """What the sync and thread backends share: job state in a :class:`MemoryStore`."""
+
+    def __init__(self, history: int = 10_000) -> None:
+        super().__init__()
+        self.store = MemoryStore(history)
+
+    def claim_unique(self, key: str, job_id: str, window: float) -> str | None:
+        return self.store.claim_unique(key, job_id, window)
+
+    def release_unique(self, key: str, job_id: str) -> None:
+        self.store.release_unique(key, job_id)
+
+    def claim_tick(self, schedule: str, tick: float, ttl: float) -> bool:
+        return self.store.claim_tick(schedule, tick, ttl)
+
+    def status(self, job_id: str) -> JobStatus:
+        return self.store.get(job_id).status
+
+    def result(self, job_id: str, timeout: float | None) -> Any:
+        return self.store.wait(job_id, timeout)
+
+    def counts(self) -> dict[JobStatus, int]:
+        return self.store.counts()

@@ -9,21 +9,18 @@ Nothing survives the process.
 from __future__ import annotations
 
 import traceback
-from typing import Any
 
-from kit_jobs._backend import Backend
 from kit_jobs._clock import mono, wall
 from kit_jobs._context import logger
 from kit_jobs._execute import execute
 from kit_jobs._models import JobInfo, JobMessage, JobStatus
+from kit_jobs.backends._memory import JobRecord, MemoryBackend
 from kit_jobs.exceptions import BackendClosed
-
-from ._memory import JobRecord, MemoryStore
 
 __all__ = ["SyncBackend"]
 
 
-class SyncBackend(Backend):
+class SyncBackend(MemoryBackend):
     """Runs each job inline at enqueue time; results and errors are kept in memory.
 
     Example::
@@ -41,8 +38,7 @@ class SyncBackend(Backend):
     delivery = "inline: runs inside enqueue; nothing survives the process"
 
     def __init__(self, history: int = 10_000) -> None:
-        super().__init__()
-        self.store = MemoryStore(history)
+        super().__init__(history)
         self._closed = False
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> list[str]:
@@ -101,27 +97,12 @@ class SyncBackend(Backend):
             self.store.ended(record, JobStatus.FAILED)
             return
 
-    def claim_unique(self, key: str, job_id: str, window: float) -> str | None:
-        return self.store.claim_unique(key, job_id, window)
-
-    def release_unique(self, key: str, job_id: str) -> None:
-        self.store.release_unique(key, job_id)
-
-    def status(self, job_id: str) -> JobStatus:
-        return self.store.get(job_id).status
-
-    def result(self, job_id: str, timeout: float | None) -> Any:
-        return self.store.wait(job_id, timeout)
-
     def cancel(self, job_id: str) -> bool:
         self.store.get(job_id)
         return False  # it already ran
 
     def info(self, job_id: str) -> JobInfo:
         return self.store.get(job_id).info()
-
-    def counts(self) -> dict[JobStatus, int]:
-        return self.store.counts()
 
     def list_jobs(self, status: JobStatus, limit: int = 100) -> list[JobInfo]:
         return self.store.list_jobs(status, limit)
@@ -140,6 +121,3 @@ class SyncBackend(Backend):
 
     def clear(self, status: JobStatus) -> int:
         return self.store.clear_ended(status)
-
-    def claim_tick(self, schedule: str, tick: float, ttl: float) -> bool:
-        return self.store.claim_tick(schedule, tick, ttl)

@@ -30,12 +30,11 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
-from kit_jobs._backend import Backend
 from kit_jobs._clock import mono, wall
 from kit_jobs._context import logger
 from kit_jobs._execute import execute
 from kit_jobs._models import TERMINAL, JobInfo, JobMessage, JobStatus
-from kit_jobs.backends._memory import JobRecord, MemoryStore
+from kit_jobs.backends._memory import JobRecord, MemoryBackend
 from kit_jobs.exceptions import BackendClosed, ConfigurationError
 
 __all__ = ["ThreadBackend"]
@@ -140,7 +139,7 @@ def _default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-class ThreadBackend(Backend):
+class ThreadBackend(MemoryBackend):
     """Runs jobs on a bounded pool of threads in this process; results, errors and the
     last ``history`` ended jobs are kept in memory.
 
@@ -179,7 +178,7 @@ class ThreadBackend(Backend):
     )
 
     def __init__(self, max_workers: int | None = None, history: int = 10_000) -> None:
-        super().__init__()
+        super().__init__(history)
         if max_workers is None:
             max_workers = _default_workers()
         elif isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
@@ -188,7 +187,6 @@ class ThreadBackend(Backend):
                 "min(32, cpus + 4) (KIT_JOBS_MAX_WORKERS)"
             )
         self.max_workers: int = max_workers
-        self.store = MemoryStore(history)
         self._cond = threading.Condition(threading.Lock())
         # Pool input; None tells a worker to exit.
         self._queue: SimpleQueue[JobRecord | None] = SimpleQueue()
@@ -626,17 +624,6 @@ class ThreadBackend(Backend):
         self._failed_locked(record)
 
     # -- jobs ------------------------------------------------------------------------
-    def claim_unique(self, key: str, job_id: str, window: float) -> str | None:
-        return self.store.claim_unique(key, job_id, window)
-
-    def release_unique(self, key: str, job_id: str) -> None:
-        self.store.release_unique(key, job_id)
-
-    def status(self, job_id: str) -> JobStatus:
-        return self.store.get(job_id).status
-
-    def result(self, job_id: str, timeout: float | None) -> Any:
-        return self.store.wait(job_id, timeout)
 
     def cancel(self, job_id: str) -> bool:
         record = self.store.get(job_id)
@@ -677,9 +664,6 @@ class ThreadBackend(Backend):
     def info(self, job_id: str) -> JobInfo:
         record = self.store.get(job_id)
         return self._with_workers([record.info()], [record])[0]
-
-    def counts(self) -> dict[JobStatus, int]:
-        return self.store.counts()
 
     def list_jobs(self, status: JobStatus, limit: int = 100) -> list[JobInfo]:
         records = [r for r in reversed(self.store.snapshot()) if r.status is status][:limit]
@@ -742,8 +726,6 @@ class ThreadBackend(Backend):
             return False
 
     # -- schedules -------------------------------------------------------------------
-    def claim_tick(self, schedule: str, tick: float, ttl: float) -> bool:
-        return self.store.claim_tick(schedule, tick, ttl)
 
 
 def _drain_at_exit(backend: ThreadBackend) -> None:
