@@ -135,6 +135,10 @@ class Task(Generic[P, R]):
         self.concurrency: int | None = _positive("concurrency", concurrency, integer=True)
         self.result_ttl: int | None = _positive("result_ttl", result_ttl, integer=True)
         self._signature = inspect.signature(fn)
+        params = self._signature.parameters.values()
+        # Calls with exactly the plain positional parameters skip Signature.bind (hot path).
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
+        self._arity: int | None = len(self._signature.parameters) if plain else None
         if "delay" in self._signature.parameters:
             raise ConfigurationError(
                 f"@job on {fn.__qualname__}: a parameter named 'delay' clashes with "
@@ -195,6 +199,8 @@ class Task(Generic[P, R]):
 
     def check_call(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Refuse arguments the function cannot take, at enqueue time."""
+        if not kwargs and len(args) == self._arity:
+            return
         try:
             self._signature.bind(*args, **kwargs)
         except TypeError as exc:

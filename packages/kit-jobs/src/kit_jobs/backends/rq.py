@@ -194,6 +194,9 @@ class RQBackend(Backend):
         self.serializer_name = serializer
         self.serializer: Any = JSONSerializer if serializer == "json" else PickleSerializer
         self.lease_ttl = float(lease_ttl)
+        from rq import Retry as RQRetry
+
+        self._rq_retry = RQRetry
         self._queues: dict[str, Queue] = {}
         self._scripts = {
             "claim_unique": self.connection.register_script(CLAIM_UNIQUE),
@@ -253,37 +256,38 @@ class RQBackend(Backend):
 
     # ------------------------------------------------------------------ enqueue
     def enqueue(self, message: JobMessage) -> None:
-        from rq import Retry as RQRetry
-
         task = message.task
-        meta: dict[str, Any] = {"kit": {"ctx": message.context}}
+        kit_meta: dict[str, Any] = {"ctx": message.context}
         if message.unique_key is not None:
-            meta["kit"]["unique"] = message.unique_key
+            kit_meta["unique"] = message.unique_key
         options: dict[str, Any] = {
             "job_id": message.id,
             "timeout": -1 if task.timeout is None else max(1, math.ceil(task.timeout)),
             "result_ttl": task.result_ttl,
             "description": task.name,
-            "meta": meta,
+            "meta": {"kit": kit_meta},
         }
         if task.retry is not None:
-            options["retry"] = RQRetry(max=task.retry.max, interval=task.retry.rq_intervals())
-        queue = self.queue(task.queue)
+            options["retry"] = self._rq_retry(
+                max=task.retry.max, interval=task.retry.rq_intervals()
+            )
+        queue = self._queues.get(task.queue) or self.queue(task.queue)
         payload = (task.name, message.args, message.kwargs)
-        with self._redis():
-            try:
-                if message.run_at is not None and message.run_at > wall():
-                    # RQ's scheduled registry keeps whole seconds (truncated): round up,
-                    # so a delayed job never runs early.
-                    when = datetime.fromtimestamp(math.ceil(message.run_at), tz=UTC)
-                    at_options = dict(options, job_timeout=options.pop("timeout"))
-                    queue.enqueue_at(when, DISPATCH, *payload, **at_options)
-                else:
-                    queue.enqueue_call(DISPATCH, args=payload, **options)
-            except (TypeError, ValueError) as exc:
-                if isinstance(exc, RedisError):
-                    raise
-                raise SerializationError(f"job {task.name!r} could not be stored: {exc}") from exc
+        try:
+            if message.run_at is not None and message.run_at > wall():
+                # RQ's scheduled registry keeps whole seconds (truncated): round up, so
+                # a delayed job never runs early.
+                when = datetime.fromtimestamp(math.ceil(message.run_at), tz=UTC)
+                options["job_timeout"] = options.pop("timeout")
+                queue.enqueue_at(when, DISPATCH, *payload, **options)
+            else:
+                queue.enqueue_call(DISPATCH, args=payload, **options)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise unavailable(exc, self.where) from exc
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, RedisError):
+                raise
+            raise SerializationError(f"job {task.name!r} could not be stored: {exc}") from exc
 
     def claim_unique(self, key: str, job_id: str, window: float) -> str | None:
         with self._redis():
