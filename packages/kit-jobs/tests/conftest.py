@@ -39,7 +39,9 @@ class WorkerProcess:
     """A real ``KitWorker`` in its own OS process (and session, so its RQ scheduler
     child can be cleaned up with it)."""
 
-    def __init__(self, url: str, queue: str, heartbeat_ttl: float, scheduler: bool) -> None:
+    def __init__(
+        self, url: str, queue: str, heartbeat_ttl: float, scheduler: bool, imports: str = ""
+    ) -> None:
         env = dict(
             os.environ,
             KJ_TEST_REDIS=url,
@@ -48,6 +50,8 @@ class WorkerProcess:
         argv = [sys.executable, "-m", "rqapp.worker_main", url, queue, str(heartbeat_ttl)]
         if not scheduler:
             argv.append("--no-scheduler")
+        if imports:
+            argv += ["--import", imports]
         self.process = subprocess.Popen(argv, env=env, start_new_session=True)
         self.pid = self.process.pid
 
@@ -82,9 +86,9 @@ def start_worker(rq_url: str) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def start(
-        queue: str = "kjtest", heartbeat_ttl: float = 2.0, scheduler: bool = True
+        queue: str = "kjtest", heartbeat_ttl: float = 2.0, scheduler: bool = True, imports: str = ""
     ) -> WorkerProcess:
-        worker = WorkerProcess(rq_url, queue, heartbeat_ttl, scheduler)
+        worker = WorkerProcess(rq_url, queue, heartbeat_ttl, scheduler, imports)
         started.append(worker)
         return worker
 

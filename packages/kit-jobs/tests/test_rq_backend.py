@@ -316,3 +316,15 @@ def test_worker_rides_out_a_redis_outage(
         assert jobs.enqueue(rqapp.add, 2, 2).result(timeout=30) == 4
     finally:
         worker.terminate()
+
+
+def test_two_worker_processes_fire_each_schedule_tick_once(
+    rq_url: str, start_worker: StartWorker
+) -> None:
+    r = redis.Redis.from_url(rq_url)
+    start_worker(imports="rqapp.ticks")
+    start_worker(imports="rqapp.ticks")
+    wait_until(lambda: r.llen("ticks") >= 4, timeout=30)
+    ticks = [t.decode().rsplit(":", 1)[0] for t in r.lrange("ticks", 0, -1)]
+    assert len(ticks) == len(set(ticks)), ticks  # no tick ran twice
+    assert len(r.keys("kit:jobs:tick:rqapp.ticks.every_second:*")) >= len(ticks)
