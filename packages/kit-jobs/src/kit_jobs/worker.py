@@ -141,18 +141,19 @@ class KitWorker:
         with ``burst``, until the queues are empty. Returns the number of jobs run."""
         previous = self._install_signals()
         self.rq.register_birth()
+        if with_scheduler:
+            # RQ's scheduler is a forked process: fork before this process has threads.
+            with suppress(RedisError):
+                self.rq._start_scheduler(burst=burst, logging_level="WARNING")
         beat = threading.Thread(
             target=self._heartbeat_loop, name=f"kit-jobs-heartbeat-{self.name}", daemon=True
         )
         beat.start()
+        if with_scheduler and not burst:
+            self.jobs.start_scheduler()
         logger.info(
             "worker_started", worker=self.name, queues=[q.name for q in self.queues], burst=burst
         )
-        if with_scheduler:
-            with suppress(RedisError):
-                self.rq._start_scheduler(burst=burst, logging_level="WARNING")
-            if not burst:
-                self.jobs.start_scheduler()
         idle_wait = 0.05
         try:
             while not self._stop.is_set():
