@@ -62,6 +62,11 @@ def test_errors_exit_1_with_a_message(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit) as usage:
         main(["list", "bogus"])
     assert usage.value.code == 2
+    with pytest.raises(SystemExit) as usage:
+        main(["worker", "--processes", "0"])
+    assert usage.value.code == 2
+    assert main(["worker", "--processes", "2"], jobs=Jobs(backend="sync")) == 1
+    assert "--processes needs the kit-jobs command" in capsys.readouterr().err
 
 
 def test_rq_worker_command_and_inspection(rq_url: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -122,3 +127,34 @@ def test_rq_worker_command_and_inspection(rq_url: str, capsys: pytest.CaptureFix
         capsys, *base, "enqueue", "rqapp.add", "--args", "[1]", "--kwargs", '{"b": 2}'
     )
     assert redis.Redis.from_url(rq_url).exists(f"rq:job:{out.strip()}")
+
+
+def test_worker_processes_are_supervised_and_drain_on_sigterm(rq_url: str) -> None:
+    import signal
+    import time
+
+    from conftest import wait_until
+    from rq import Worker
+
+    r = redis.Redis.from_url(rq_url)
+    jobs = Jobs(backend="rq", redis_url=rq_url)
+    env = dict(os.environ, PYTHONPATH=str(TESTS), KJ_TEST_REDIS=rq_url)
+    argv = [sys.executable, "-m", "kit_jobs.cli", "--backend", "rq", "--redis-url", rq_url]
+    argv += ["--import", "rqapp", "worker", "--queue", "kjtest", "--processes", "2"]
+    supervisor = subprocess.Popen(argv, env=env)
+    try:
+        wait_until(lambda: len(Worker.all(connection=r)) == 2, timeout=30)
+        refs = [jobs.enqueue(rqapp.slow_once, f"sup{i}", 0.5) for i in range(2)]
+        wait_until(lambda: all(r.llen(f"sup{i}:started") == 1 for i in range(2)))
+        # Both run at once, one per process.
+        started = [float(r.lrange(f"sup{i}:started", 0, -1)[0].split(b":")[1]) for i in range(2)]
+        assert abs(started[0] - started[1]) < 0.5
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+        # Warm shutdown: the jobs running at SIGTERM finished.
+        assert [ref.result(timeout=1) for ref in refs] == ["done", "done"]
+        time.sleep(0.1)
+        assert len(Worker.all(connection=r)) == 0
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()

@@ -3,6 +3,7 @@
 ::
 
     kit-jobs --import myapp.tasks worker --queue default --queue mail
+    kit-jobs --import myapp.tasks worker --processes 4   # 4 supervised worker processes
     kit-jobs status                   # jobs per status, and what the backend guarantees
     kit-jobs list failed --limit 20
     kit-jobs info 3f2a...             # one job as JSON
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--heartbeat-ttl", type=float, default=30.0, help="seconds (rq; default 30)"
     )
     worker.add_argument("--name", help="worker name (rq)")
+    worker.add_argument(
+        "--processes",
+        "-n",
+        type=int,
+        default=1,
+        help="rq: run N worker processes, supervised by this one (default 1)",
+    )
 
     commands.add_parser("status", help="jobs per status")
     listing = commands.add_parser("list", help="jobs in one status")
@@ -234,11 +242,62 @@ def _enqueue(args: argparse.Namespace, jobs: Jobs) -> int:
     return 0
 
 
+def _without_processes(argv: Sequence[str]) -> list[str]:
+    """``argv`` minus ``--processes N`` / ``-n N`` / ``--processes=N``."""
+    out: list[str] = []
+    skip = False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item in ("--processes", "-n"):
+            skip = True
+        elif not item.startswith("--processes="):
+            out.append(item)
+    return out
+
+
+def _supervise(argv: Sequence[str], count: int) -> int:
+    """Run ``count`` ``kit-jobs worker`` processes; SIGINT/SIGTERM is passed on to each
+    (each finishes its current job). Exits when all have exited: 0 if all exited 0."""
+    import signal
+    import subprocess
+
+    child = [sys.executable, "-m", "kit_jobs.cli", *_without_processes(argv)]
+    # The same command line, without --processes: our own interpreter and module.
+    children = [subprocess.Popen(child) for _ in range(count)]  # noqa: S603
+
+    def forward(signum: int, frame: object) -> None:
+        for process in children:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        codes = [process.wait() for process in children]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if all(code == 0 for code in codes) else 1
+
+
 def main(argv: Sequence[str] | None = None, *, jobs: Jobs | None = None) -> int:
     """Entry point of ``kit-jobs``; ``jobs`` lets an app's own CLI (``flask kit-jobs``)
     reuse it with its configured :class:`~kit_jobs.Jobs`."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw)
+    if args.command == "worker" and args.processes != 1:
+        if args.processes < 1:
+            parser.error("--processes: give a whole number >= 1")
+        if jobs is not None:
+            print(
+                "kit-jobs: error: --processes needs the kit-jobs command with --app or "
+                "--import (child processes rebuild the configuration); run several "
+                "workers instead",
+                file=sys.stderr,
+            )
+            return 1
+        return _supervise(raw, args.processes)
     try:
         runtime = _resolve_jobs(args, jobs)
         try:
