@@ -8,7 +8,7 @@ from typing import Any
 
 import structlog
 
-from ._serialization import _find_bad
+from ._serialization import find_unserializable
 
 __all__ = ["capture_context", "logger"]
 
@@ -24,4 +24,4 @@ def capture_context() -> dict[str, Any]:
     variables = structlog.contextvars.get_contextvars()
     if not variables:
         return {}
-    return {k: v for k, v in variables.items() if _find_bad(v, k) is None}
+    return {k: v for k, v in variables.items() if find_unserializable(v, k) is None}

@@ -96,7 +96,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._context import logger
 from ._retry import Retry
-from ._serialization import _find_bad
+from ._serialization import find_unserializable
 from ._task import UNSET, Task, Unique, given_options, job
 from .exceptions import ConfigurationError, SerializationError
 
@@ -313,7 +313,7 @@ def _event_fields(event: object) -> tuple[str, dict[str, Any]]:
         if not f.init:
             continue
         value = getattr(event, f.name)
-        bad = _find_bad(value, f.name)
+        bad = find_unserializable(value, f.name)
         if bad is not None:
             raise SerializationError(
                 f"event {name}: field {bad} is not JSON-serializable; event fields must be "

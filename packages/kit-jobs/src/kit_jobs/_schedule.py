@@ -71,7 +71,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import structlog
-from croniter import CroniterError, croniter
 
 from . import _clock
 from ._context import logger
@@ -83,6 +82,21 @@ from .exceptions import ConfigurationError, KitJobsError
 if TYPE_CHECKING:
     from ._ref import JobRef
     from ._runtime import Jobs
+
+
+def _croniter() -> Any:
+    """croniter, imported on first use: it (and dateutil) cost ~0.1 s at import, and
+    only apps with cron schedules need them."""
+    from croniter import croniter
+
+    return croniter
+
+
+def _cron_error() -> type[Exception]:
+    from croniter import CroniterError
+
+    return CroniterError
+
 
 __all__ = ["SCHEDULES", "Schedule", "Scheduler", "due_ticks", "scheduled"]
 
@@ -206,15 +220,15 @@ class Schedule:
                 f"schedule {self.name!r}: cron={cron!r} is not a cron string; {_CRON_HELP}"
             )
         try:
-            croniter(cron, datetime.now(self.zone), hash_id=self.name)
-        except (CroniterError, ValueError, KeyError, TypeError) as exc:
+            _croniter()(cron, datetime.now(self.zone), hash_id=self.name)
+        except (_cron_error(), ValueError, KeyError, TypeError) as exc:
             raise ConfigurationError(
                 f"schedule {self.name!r}: cron={cron!r} is not a valid cron expression "
                 f"({exc}); {_CRON_HELP}"
             ) from None
         try:
             self.next_after(_clock.wall())
-        except CroniterError:
+        except _cron_error():
             raise ConfigurationError(
                 f"schedule {self.name!r}: cron={cron!r} never matches from now on (a date "
                 "that does not exist, like '0 0 30 2 *', or a year in the past)"
@@ -241,7 +255,7 @@ class Schedule:
             return _next_multiple(float(self.interval), ts)
         assert self.cron is not None
         start = datetime.fromtimestamp(ts, tz=self.zone)
-        return float(croniter(self.cron, start, hash_id=self.name).get_next(float))
+        return float(_croniter()(self.cron, start, hash_id=self.name).get_next(float))
 
     def period(self, tick: float) -> float:
         """Seconds from ``tick`` to the next tick (the interval, or the cron gap there)."""
@@ -249,7 +263,7 @@ class Schedule:
             return float(self.interval)
         try:
             return self.next_after(tick) - tick
-        except CroniterError:  # the last tick of a cron whose year field runs out
+        except _cron_error():  # the last tick of a cron whose year field runs out
             return MIN_GRACE
 
     def grace(self, tick: float) -> float:
@@ -306,11 +320,11 @@ def due_ticks(
         return ticks
     assert schedule.cron is not None
     start = datetime.fromtimestamp(since, tz=schedule.zone)
-    it = croniter(schedule.cron, start, hash_id=schedule.name)
+    it = _croniter()(schedule.cron, start, hash_id=schedule.name)
     while len(ticks) < limit:
         try:
             tick = float(it.get_next(float))
-        except CroniterError:  # a cron with a year field that has run out
+        except _cron_error():  # a cron with a year field that has run out
             break
         if tick > until:
             break
@@ -329,13 +343,13 @@ def _eligible_ticks(schedule: Schedule, last: float, now: float) -> tuple[list[f
     # Walk back from now: cron ticks are whole seconds, so floor(now) + 0.5 lies after
     # every tick <= now and before the next one.
     start = datetime.fromtimestamp(math.floor(now) + 0.5, tz=schedule.zone)
-    it = croniter(schedule.cron, start, hash_id=schedule.name)
+    it = _croniter()(schedule.cron, start, hash_id=schedule.name)
     ticks: list[float] = []
     missed = False
     while True:
         try:
             tick = float(it.get_prev(float))
-        except CroniterError:
+        except _cron_error():
             break
         if tick <= last:
             break

@@ -12,7 +12,7 @@ from typing import Any
 
 from .exceptions import SerializationError
 
-__all__ = ["check_arguments", "dumps", "loads"]
+__all__ = ["check_arguments", "dumps", "find_unserializable", "loads"]
 
 _encoder = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 _decoder = json.JSONDecoder()
@@ -34,7 +34,7 @@ def _describe(value: Any) -> str:
     )
 
 
-def _find_bad(value: Any, path: str) -> str | None:
+def find_unserializable(value: Any, path: str) -> str | None:
     """The path and type of the first value JSON cannot carry, for the error message."""
     if value is None or isinstance(value, bool | str):
         return None
@@ -46,7 +46,7 @@ def _find_bad(value: Any, path: str) -> str | None:
         return None
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            found = _find_bad(item, f"{path}[{index}]")
+            found = find_unserializable(item, f"{path}[{index}]")
             if found:
                 return found
         return None
@@ -54,7 +54,7 @@ def _find_bad(value: Any, path: str) -> str | None:
         for key, item in value.items():
             if not isinstance(key, str):
                 return f"{path} (dict key {key!r} of type {_describe(key)}: keys must be str)"
-            found = _find_bad(item, f"{path}[{key!r}]")
+            found = find_unserializable(item, f"{path}[{key!r}]")
             if found:
                 return found
         return None
@@ -80,7 +80,7 @@ def check_arguments(
     """
     if not args and not kwargs:
         return [], {}
-    bad = _find_bad(list(args), "args") or _find_bad(kwargs, "kwargs")
+    bad = find_unserializable(list(args), "args") or find_unserializable(kwargs, "kwargs")
     if bad is not None:
         raise SerializationError(
             f"job {task_name!r}: argument {bad} is not JSON-serializable; pass str, int, "

@@ -181,6 +181,12 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"
 
+    def attempt(self, retries_left: int | None) -> int:
+        """Which attempt a run is (1 for the first), from the retries the job has left."""
+        if self.retry is None or retries_left is None:
+            return 1
+        return self.retry.max - retries_left + 1
+
     def unique_key(self, args: list[Any], kwargs: dict[str, Any]) -> str | None:
         """The deduplication key of one call, or None when the task is not unique."""
         if self.unique is None:

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve_jobs(args: argparse.Namespace, jobs: Jobs | None) -> Jobs:
-    sys.path.insert(0, os.getcwd())
+    if os.getcwd() not in sys.path:  # --import myapp.tasks from the project directory
+        sys.path.insert(0, os.getcwd())
     for module in args.imports:
         try:
             importlib.import_module(module)

@@ -43,20 +43,23 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
+from rq.job import JobStatus as RQStatus
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry
+from rq.utils import now, utcformat
 
 from ._context import logger
 from ._execute import execute
 from ._redis_scripts import CLAIM, SEM_ACQUIRE_OR_PARK, SEM_PUMP, SEM_RELEASE
-from ._serialization import _find_bad
+from ._serialization import find_unserializable
 from ._task import TASKS, Task, get_task
 from .backends.rq import DISPATCH, KEY_PREFIX, RQBackend
-from .exceptions import ConfigurationError, KitJobsError, UnknownTask
+from .exceptions import ConfigurationError, UnknownTask
 
 if TYPE_CHECKING:
-    from rq.executions import Execution
-    from rq.job import Job
-    from rq.queue import Queue
-
     from ._runtime import Jobs
 
 __all__ = ["KitWorker"]
@@ -94,7 +97,6 @@ class KitWorker:
         heartbeat_ttl: float = 30.0,
         name: str | None = None,
     ) -> None:
-        from rq import SimpleWorker
 
         backend = jobs.backend
         if not isinstance(backend, RQBackend):
@@ -115,6 +117,7 @@ class KitWorker:
         self.backend = backend
         self.connection: Any = backend.connection
         self.queues = [backend.queue(n) for n in names]
+        self._queue_names = frozenset(names)
         self.heartbeat_ttl = float(heartbeat_ttl)
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.rq = SimpleWorker(
@@ -236,9 +239,6 @@ class KitWorker:
                 return claimed
 
     def _claim_next(self) -> _Running | bool | None:
-        from rq.executions import Execution
-        from rq.job import Job
-        from rq.utils import now, utcformat
 
         execution_id = uuid.uuid4().hex
         moment = now()
@@ -334,9 +334,7 @@ class KitWorker:
         assert task is not None
         _, args, kwargs = job.args
         kit_meta = (job.meta or {}).get("kit", {})
-        attempt = 1
-        if task.retry is not None and job.retries_left is not None:
-            attempt = task.retry.max - job.retries_left + 1
+        attempt = task.attempt(job.retries_left)
         with self._current_lock:
             self._current = running
         timeout = None if job.timeout in (None, -1) else float(job.timeout)
@@ -369,11 +367,11 @@ class KitWorker:
             self._release_slot(running)
 
     def _succeed(self, running: _Running, value: Any) -> None:
-        from rq.job import JobStatus as RQStatus
-        from rq.utils import now
 
         job = running.job
-        bad = _find_bad(value, "result") if self.backend.serializer_name == "json" else None
+        bad = (
+            find_unserializable(value, "result") if self.backend.serializer_name == "json" else None
+        )
         if bad is not None:
             self._fail(
                 running,
@@ -408,8 +406,6 @@ class KitWorker:
     def _fail(
         self, running: _Running, exc_string: str, *, retry: bool = True, timed_out: bool = False
     ) -> None:
-        from rq.job import JobStatus as RQStatus
-        from rq.utils import now
 
         job = running.job
         job.ended_at = now()
@@ -467,7 +463,6 @@ class KitWorker:
                 logger.exception("worker_heartbeat_error", worker=self.name)
 
     def _beat(self) -> None:
-        from rq.utils import now, utcformat
 
         ttl = int(self.heartbeat_ttl) + 1
         with self._current_lock:
@@ -491,7 +486,6 @@ class KitWorker:
 
         Safe to call from any number of workers: each queue is swept under a lock.
         """
-        from rq.registry import StartedJobRegistry
 
         moved = 0
         for queue in self.queues:
@@ -513,7 +507,7 @@ class KitWorker:
                     if self.connection.get(lock) == self.name.encode():
                         self.connection.delete(lock)
         for task in TASKS.values():
-            if task.concurrency and task.queue in {q.name for q in self.queues}:
+            if task.concurrency and task.queue in self._queue_names:
                 moved += int(
                     self._pump(
                         keys=[f"{KEY_PREFIX}sem:{task.name}", f"{KEY_PREFIX}wait:{task.name}"],
@@ -552,7 +546,3 @@ class _Timer:
         if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.previous)
-
-
-# Errors a kit worker reports by class name in results; kept importable for tests.
-WorkerError = KitJobsError

@@ -54,7 +54,6 @@ class JobRecord:
             timeout=m.task.timeout,
             error=self.error,
             timed_out=self.timed_out,
-            worker=threading.current_thread().name if self.status is JobStatus.RUNNING else None,
         )
 
     def outcome(self) -> Any:

@@ -20,12 +20,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue, get_current_job
+from rq import Retry as RQRetry
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.registry import CanceledJobRegistry, FailedJobRegistry, ScheduledJobRegistry
+from rq.results import Result
+from rq.serializers import JSONSerializer, PickleSerializer
 
 from kit_jobs._backend import Backend
 from kit_jobs._clock import wall
@@ -43,10 +50,6 @@ from kit_jobs.exceptions import (
     ResultTimeout,
     SerializationError,
 )
-
-if TYPE_CHECKING:
-    from rq.job import Job
-    from rq.queue import Queue
 
 __all__ = ["DISPATCH", "KEY_PREFIX", "RQBackend", "perform", "redis_from_url"]
 
@@ -111,7 +114,6 @@ def perform(task_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """What RQ runs: look the task up by name (never import it) and run it with the
     log context it was enqueued with. A kit worker calls ``execute`` directly instead;
     this keeps plain RQ workers (``rq worker``) able to run kit jobs too."""
-    from rq import get_current_job
 
     from kit_jobs._execute import execute
     from kit_jobs._runtime import get_jobs
@@ -119,9 +121,7 @@ def perform(task_name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     task = get_task(task_name)
     current = get_current_job()
     meta = (current.meta or {}).get("kit", {}) if current is not None else {}
-    attempt = 1
-    if current is not None and task.retry is not None and current.retries_left is not None:
-        attempt = task.retry.max - current.retries_left + 1
+    attempt = task.attempt(current.retries_left) if current is not None else 1
     return execute(
         task,
         args,
@@ -164,7 +164,6 @@ class RQBackend(Backend):
         lease_ttl: float = 30.0,
     ) -> None:
         super().__init__()
-        from rq.serializers import JSONSerializer, PickleSerializer
 
         if serializer not in ("json", "pickle"):
             raise ConfigurationError(f"serializer={serializer!r}: use 'json' or 'pickle'")
@@ -194,9 +193,7 @@ class RQBackend(Backend):
         self.serializer_name = serializer
         self.serializer: Any = JSONSerializer if serializer == "json" else PickleSerializer
         self.lease_ttl = float(lease_ttl)
-        from rq import Retry as RQRetry
 
-        self._rq_retry = RQRetry
         self._queues: dict[str, Queue] = {}
         self._scripts = {
             "claim_unique": self.connection.register_script(CLAIM_UNIQUE),
@@ -219,15 +216,11 @@ class RQBackend(Backend):
         """The RQ queue called ``name`` on this backend's connection and serializer."""
         queue = self._queues.get(name)
         if queue is None:
-            from rq import Queue
-
             queue = Queue(name, connection=self.connection, serializer=self.serializer)
             self._queues[name] = queue
         return queue
 
     def _fetch(self, job_id: str) -> Job:
-        from rq.exceptions import NoSuchJobError
-        from rq.job import Job
 
         if not isinstance(job_id, str) or not job_id:
             raise JobNotFound(f"job id {job_id!r}: give the id enqueue returned")
@@ -268,9 +261,7 @@ class RQBackend(Backend):
             "meta": {"kit": kit_meta},
         }
         if task.retry is not None:
-            options["retry"] = self._rq_retry(
-                max=task.retry.max, interval=task.retry.rq_intervals()
-            )
+            options["retry"] = RQRetry(max=task.retry.max, interval=task.retry.rq_intervals())
         queue = self._queues.get(task.queue) or self.queue(task.queue)
         payload = (task.name, message.args, message.kwargs)
         try:
@@ -315,7 +306,6 @@ class RQBackend(Backend):
         return _STATUS.get(raw.decode(), JobStatus.QUEUED)
 
     def result(self, job_id: str, timeout: float | None) -> Any:
-        from rq.results import Result
 
         job = self._fetch(job_id)
         results_key = Result.get_key(job_id)
@@ -342,7 +332,6 @@ class RQBackend(Backend):
                 self.connection.xread({results_key: last_id}, block=block_ms, count=1)
 
     def _outcome(self, job: Job, status: str) -> Any:
-        from rq.results import Result
 
         if status == "canceled":
             raise JobCanceled(f"job {job.id} ({job.description}) was canceled")
@@ -363,7 +352,6 @@ class RQBackend(Backend):
         )
 
     def cancel(self, job_id: str) -> bool:
-        from rq.exceptions import InvalidJobOperation
 
         job = self._fetch(job_id)
         with self._redis():
@@ -377,7 +365,6 @@ class RQBackend(Backend):
             task = TASKS.get(job.description or "")
             if task is not None and task.concurrency:
                 self.connection.lrem(f"{KEY_PREFIX}wait:{task.name}", 0, job_id)
-            from rq.registry import ScheduledJobRegistry
 
             ScheduledJobRegistry(queue=self.queue(job.origin)).remove(job)
         return True
@@ -404,8 +391,6 @@ class RQBackend(Backend):
                 error = latest.exc_string.strip().splitlines()[-1]
         scheduled_for = None
         if status is JobStatus.SCHEDULED:
-            from rq.registry import ScheduledJobRegistry
-
             score = self.connection.zscore(
                 ScheduledJobRegistry(queue=self.queue(job.origin)).key, job.id
             )
@@ -493,7 +478,6 @@ class RQBackend(Backend):
         return counts
 
     def list_jobs(self, status: JobStatus, limit: int = 100) -> list[JobInfo]:
-        from rq.job import Job
 
         infos: list[JobInfo] = []
         with self._redis():
@@ -506,7 +490,6 @@ class RQBackend(Backend):
         return infos[:limit]
 
     def stuck(self) -> list[JobInfo]:
-        from rq.job import Job
 
         now = time.time()
         found: list[JobInfo] = []
@@ -532,7 +515,6 @@ class RQBackend(Backend):
         return found
 
     def retry(self, job_id: str) -> bool:
-        from rq.registry import CanceledJobRegistry, FailedJobRegistry
 
         job = self._fetch(job_id)
         with self._redis():
@@ -558,7 +540,6 @@ class RQBackend(Backend):
         return True
 
     def clear(self, status: JobStatus) -> int:
-        from rq.job import Job
 
         if status is JobStatus.RUNNING:
             raise ConfigurationError("running jobs cannot be cleared; cancel or wait for them")
