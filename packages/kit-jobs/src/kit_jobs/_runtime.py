@@ -246,7 +246,6 @@ class Jobs:
                 assert key is not None
                 existing = backend.claim_unique(key, message.id, task.unique.window)
                 if existing is not None:
-                    logger.info("job_deduplicated", job_task=task.name, job_id=existing)
                     return JobRef(existing, backend)
                 message.unique_key = key
             try:

@@ -103,10 +103,12 @@ def _ts(moment: datetime | None) -> float | None:
     return moment.replace(tzinfo=UTC).timestamp()
 
 
-def unavailable(exc: Exception, where: str) -> BackendUnavailable:
+def unavailable(exc: Exception, where: str, consequence: str = "") -> BackendUnavailable:
+    """The error for a Redis that cannot be reached; ``consequence`` says what did not
+    happen (``"Nothing was enqueued."``)."""
     return BackendUnavailable(
         f"Redis at {where} cannot be reached ({type(exc).__name__}: {exc}); is it running, "
-        "and is KIT_JOBS_REDIS_URL right? Nothing was enqueued."
+        f"and is KIT_JOBS_REDIS_URL right?{' ' + consequence if consequence else ''}"
     )
 
 
@@ -206,11 +208,11 @@ class RQBackend(Backend):
         return safe_url(self.url)
 
     @contextmanager
-    def _redis(self) -> Iterator[None]:
+    def _redis(self, consequence: str = "") -> Iterator[None]:
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise unavailable(exc, self.where) from exc
+            raise unavailable(exc, self.where, consequence) from exc
 
     def queue(self, name: str) -> Queue:
         """The RQ queue called ``name`` on this backend's connection and serializer."""
@@ -274,14 +276,14 @@ class RQBackend(Backend):
             else:
                 queue.enqueue_call(DISPATCH, args=payload, **options)
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise unavailable(exc, self.where) from exc
+            raise unavailable(exc, self.where, "Nothing was enqueued.") from exc
         except (TypeError, ValueError) as exc:
             if isinstance(exc, RedisError):
                 raise
             raise SerializationError(f"job {task.name!r} could not be stored: {exc}") from exc
 
     def claim_unique(self, key: str, job_id: str, window: float) -> str | None:
-        with self._redis():
+        with self._redis("Nothing was enqueued."):
             held = self._scripts["claim_unique"](
                 keys=[f"{KEY_PREFIX}unique:{key}"], args=[job_id, max(1, int(window * 1000))]
             )
