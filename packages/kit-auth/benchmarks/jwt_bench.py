@@ -50,7 +50,7 @@ def _row(name: str, peer: str, kit_us: float, peer_us: float, target: str) -> di
         "kit_us": kit_us,
         "peer_us": peer_us,
         "ratio": ratio,
-        "target": target,
+        "target": target or "info",
         "verdict": verdict,
     }
 
