@@ -102,7 +102,7 @@ class TieredCache(BaseCache):
     def _listen(self) -> None:
         delay = 0.05
         while not self._stop.is_set():
-            pubsub = self.l2.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self.l2.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]  # typed since redis-py 8.x
             try:
                 pubsub.subscribe(self.channel)
                 pubsub.get_message(timeout=1.0)  # the subscribe confirmation
