@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -110,10 +111,13 @@ def client_options(
     connect_timeout: float,
     max_connections: int,
     pool_timeout: float,
+    *,
+    asynchronous: bool = False,
 ) -> dict[str, Any]:
     """Short timeouts, one immediate retry (a stale pooled connection), never backoff, and a
     bounded pool that makes callers wait briefly for a connection instead of failing (redis-py's
-    default pool raises past 100 connections)."""
+    default pool raises past 100 connections). ``asynchronous`` picks redis.asyncio's own
+    ``Retry`` (redis-py 8 warns when an asyncio client is given the synchronous one)."""
     if max_connections < 1 or pool_timeout <= 0:
         raise ConfigurationError("max_connections must be >= 1 and pool_timeout > 0")
     return {
@@ -121,7 +125,7 @@ def client_options(
         "timeout": pool_timeout,
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": connect_timeout,
-        "retry": Retry(NoBackoff(), 1),
+        "retry": (AsyncRetry if asynchronous else Retry)(NoBackoff(), 1),
         "retry_on_timeout": False,
         "health_check_interval": 30,
         "decode_responses": False,
@@ -193,7 +197,13 @@ class RedisCore(CacheCore):
         if client is None:
             assert url is not None
             check_url(url)
-            options = client_options(socket_timeout, connect_timeout, max_connections, pool_timeout)
+            options = client_options(
+                socket_timeout,
+                connect_timeout,
+                max_connections,
+                pool_timeout,
+                asynchronous=module.__name__ == "redis.asyncio",
+            )
             try:
                 self._pool = module.BlockingConnectionPool.from_url(url, **options)
             except ValueError as exc:
