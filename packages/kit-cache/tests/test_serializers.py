@@ -153,3 +153,20 @@ def test_resolve_serializer() -> None:
         resolve_serializer("yaml")
     with pytest.raises(ConfigurationError):
         resolve_serializer(object())  # type: ignore[arg-type]
+
+
+def test_a_signed_entry_whose_hmac_starts_with_the_counter_marker_is_not_a_counter() -> None:
+    # Counters are stored as "<versions>|=<int>"; a signed entry's body starts with its
+    # HMAC, whose first byte is "=" once in 256 writes. It must still decode as the value.
+    from kit_cache._envelope import Envelope
+    from kit_cache.serializers import resolve_serializer
+
+    envelope = Envelope(resolve_serializer("pickle"), b"k" * 32)
+    for n in range(20_000):
+        key = f"key-{n}"
+        raw = envelope.encode(key, b"", {"n": n}, 0.0, 0.0)
+        if raw.split(b"|", 1)[1][:1] == b"=":
+            break
+    else:
+        raise AssertionError("no HMAC starting with '=' in 20,000 keys")
+    assert envelope.decode(key, raw, b"") == ({"n": n}, 0.0, 0.0)

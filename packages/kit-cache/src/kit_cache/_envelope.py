@@ -58,7 +58,9 @@ class Envelope:
                 ) from None
         if stored != versions:
             return None
-        if body[:1] == b"=":  # a counter: "<versions>|=<int>"
+        # a counter: "<versions>|=<int>". A signed entry can start with "=" too (its HMAC's
+        # first byte, 1 time in 256), so only an all-digit body is a counter.
+        if body[:1] == b"=" and body[1:].lstrip(b"-").isdigit():
             return (int(body[1:]), 0.0, 0.0)
         if self._secret is not None:
             signature, body = body[:_SIG_LEN], body[_SIG_LEN:]
