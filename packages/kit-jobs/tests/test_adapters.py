@@ -97,10 +97,10 @@ async def test_fastapi_lifespan_starts_and_stops_the_thread_backend() -> None:
     async def status(
         job_id: str, runtime: Annotated[Jobs, fastapi.Depends(jobs_dependency)]
     ) -> dict[str, object]:
-        return {
-            "status": runtime.get(job_id).status(),
-            "result": runtime.get(job_id).result(timeout=5),
-        }
+        # result() first: it waits for the job, and a job's status is set before its
+        # waiters wake, so the status read after it is final (read before, it can be queued)
+        result = runtime.get(job_id).result(timeout=5)
+        return {"status": runtime.get(job_id).status(), "result": result}
 
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
