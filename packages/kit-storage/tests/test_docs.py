@@ -12,6 +12,7 @@ import pytest
 MODULES = [
     "kit_storage",
     "kit_storage._async",
+    "kit_storage._common",
     "kit_storage._keys",
     "kit_storage._local",
     "kit_storage._memory",

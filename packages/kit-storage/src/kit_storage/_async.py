@@ -17,8 +17,8 @@ from itertools import islice
 from types import TracebackType
 from typing import IO, Any, cast
 
+from kit_storage._common import check_delimiter, check_range
 from kit_storage._keys import validate_key, validate_prefix
-from kit_storage._memory import check_delimiter, check_range
 from kit_storage._signing import SignedRequest
 from kit_storage._types import CHUNK_SIZE, Data, Folder, ObjectInfo, Storage
 from kit_storage.exceptions import ConfigurationError, InvalidData
@@ -34,7 +34,7 @@ class AsyncStorage:
     Example::
 
         >>> import asyncio
-        >>> from kit_storage._memory import MemoryStorage
+        >>> from kit_storage import MemoryStorage
         >>> async def demo() -> list[bytes]:
         ...     files = AsyncStorage(MemoryStorage())
         ...     await files.put("a.txt", b"hello world")

@@ -21,12 +21,13 @@ import unicodedata
 
 from kit_storage.exceptions import InvalidKey
 
-__all__ = ["MAX_KEY_BYTES", "validate_key", "validate_prefix"]
+__all__ = ["FORBIDDEN_CHARACTERS", "MAX_KEY_BYTES", "validate_key", "validate_prefix"]
 
 MAX_KEY_BYTES = 1024
 _MAX_SEGMENT_BYTES = 255
-# C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings/overrides/isolates
-_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+#: C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings/overrides/isolates:
+#: refused in keys and in metadata values alike.
+FORBIDDEN_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
@@ -48,7 +49,7 @@ def validate_key(key: str) -> str:
     shown = _shown(key)
     if not normalized:
         raise InvalidKey("the key is empty; give a relative path such as 'uploads/report.pdf'")
-    if _FORBIDDEN.search(normalized):
+    if FORBIDDEN_CHARACTERS.search(normalized):
         raise InvalidKey(f"key {shown} contains a control or invisible formatting character")
     if len(normalized.encode("utf-8")) > MAX_KEY_BYTES:
         raise InvalidKey(f"key {shown} is longer than {MAX_KEY_BYTES} bytes in UTF-8")

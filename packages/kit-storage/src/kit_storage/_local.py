@@ -45,8 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from kit_storage._keys import validate_key, validate_prefix
-from kit_storage._memory import (
+from kit_storage._common import (
     check_delimiter,
     check_metadata,
     check_range,
@@ -56,6 +55,7 @@ from kit_storage._memory import (
     read_chunk,
     require_signer,
 )
+from kit_storage._keys import validate_key, validate_prefix
 from kit_storage._signing import (
     SignedRequest,
     check_content_type,

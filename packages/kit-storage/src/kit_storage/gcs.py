@@ -57,13 +57,13 @@ except ImportError as exc:  # pragma: no cover - exercised by the slim session
         'kit_storage.gcs needs google-cloud-storage: pip install "kit-storage[gcs]"'
     ) from exc
 
-from kit_storage._keys import validate_key, validate_prefix
-from kit_storage._memory import (
+from kit_storage._common import (
     check_delimiter,
     check_metadata,
     check_range,
     content_type_for,
 )
+from kit_storage._keys import validate_key, validate_prefix
 from kit_storage._signing import check_content_type, check_download_name, validate_expires_in
 from kit_storage._types import CHUNK_SIZE, Data, Folder, ObjectInfo, open_data
 from kit_storage.exceptions import (
