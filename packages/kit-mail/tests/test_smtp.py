@@ -49,8 +49,8 @@ def subjects(server: SMTPTestServer) -> list[str]:
 
 
 def sent_results(error: BatchDeliveryError) -> list[SendResult]:
-    """``error.sent`` as results (the base class passes (index, result) pairs)."""
-    return [s[1] if isinstance(s, tuple) else s for s in error.sent]
+    """The results in ``error.sent``, which pairs each message's index with its result."""
+    return [result for _index, result in error.sent]
 
 
 def free_port() -> int:

@@ -78,7 +78,6 @@ _MAX_KEY = 256
 _MAX_TO = 50  # Resend: "to" takes at most 50 addresses
 _TAG = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _TAG_VALUE = re.compile(r"[A-Za-z0-9_-]{0,256}")
-_SPECIALS = re.compile(r'[][\\()<>@,:;".]')
 _EMAILS = "/emails"
 _BATCH = "/emails/batch"
 # 429s that will not clear within seconds: reported at once, never retried.
@@ -245,17 +244,6 @@ def _classify(exc: BaseException, route: _Route) -> _Failure:
 # --------------------------------------------------------------------------- params
 
 
-def _address(address: Address) -> str:
-    """``Name <email>`` as Resend takes it (the name quoted when it needs to be, not
-    RFC 2047-encoded: the API takes UTF-8 JSON)."""
-    if not address.name:
-        return address.email
-    name = address.name
-    if _SPECIALS.search(name):
-        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{name} <{address.email}>"
-
-
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     for name, value in tags.items():
@@ -405,19 +393,19 @@ class ResendMailer(BaseMailer):
                 "the message or use bcc."
             )
         params: dict[str, Any] = {
-            "from": _address(message.sender),
-            "to": [_address(a) for a in message.to],
+            "from": str(message.sender),
+            "to": [str(a) for a in message.to],
             "subject": message.subject,
             "text": message.text_body,
         }
         if message.html:
             params["html"] = message.html
         if message.cc:
-            params["cc"] = [_address(a) for a in message.cc]
+            params["cc"] = [str(a) for a in message.cc]
         if message.bcc:
-            params["bcc"] = [_address(a) for a in message.bcc]
+            params["bcc"] = [str(a) for a in message.bcc]
         if message.reply_to:
-            params["reply_to"] = [_address(a) for a in message.reply_to]
+            params["reply_to"] = [str(a) for a in message.reply_to]
         if message.headers:
             params["headers"] = dict(message.headers)
         if message.tags:
