@@ -225,11 +225,55 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", str(site), env=env)
 
 
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES = (
+    sorted(p.name for p in EXAMPLES_DIR.iterdir() if (p / "requirements.txt").is_file())
+    if EXAMPLES_DIR.is_dir()
+    else []
+)
+
+
+def _example_requirements(example: str) -> list[str]:
+    """An example's requirements.txt, with every kit package taken from this tree."""
+    specs: list[str] = []
+    for raw in (EXAMPLES_DIR / example / "requirements.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.fullmatch(r"(kit-[a-z]+)(\[[a-z,\-]+\])?", line)
+        if match and (PACKAGES_DIR / match.group(1)).is_dir():
+            specs.append(f"{PACKAGES_DIR / match.group(1)}{match.group(2) or ''}")
+        else:
+            specs.append(line)
+    return specs
+
+
+@nox.session(python=LOWEST_PYTHON)
+@nox.parametrize("example", [nox.param(e, id=e) for e in EXAMPLES])
+def examples(session: nox.Session, example: str) -> None:
+    """One example's tests: the kit packages it composes, installed from this tree, against
+    real servers (throwaway Redis and PostgreSQL from pytest-kit-services) and a browser."""
+    session.install(*_example_requirements(example), f"{SERVICES_PLUGIN}[redis,postgresql]")
+    session.run(
+        "pytest",
+        str(EXAMPLES_DIR / example / "tests"),
+        f"--rootdir={ROOT}",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
+
+
 @nox.session(python=LOWEST_PYTHON)
 def demo(session: nox.Session) -> None:
-    """The README's first command: the kit-cache demo on embedded defaults (no servers)."""
+    """The README's first command: the FastAPI example on embedded defaults (no servers),
+    walked through a scripted tour over HTTP. ``nox -s demo -- --serve`` leaves it running."""
+    if (EXAMPLES_DIR / "fastapi_app" / "tour.py").is_file():
+        session.install(*_example_requirements("fastapi_app"))
+        session.run("python", str(EXAMPLES_DIR / "fastapi_app" / "tour.py"), *session.posargs)
+        return
     session.install(str(PACKAGES_DIR / "kit-cache"))
-    session.run("python", str(ROOT / "examples" / "script" / "cache_demo.py"), *session.posargs)
+    session.run("python", str(EXAMPLES_DIR / "script" / "cache_demo.py"), *session.posargs)
 
 
 @nox.session(python=False)
@@ -240,6 +284,7 @@ def ci(session: nox.Session) -> None:
     queued += [f"tests-{py}({p})" for p in PACKAGES for py in PYTHONS]
     queued += [f"lowest({p})" for p in PACKAGES]
     queued += [f"slim({p})" for p in PACKAGES]
+    queued += [f"examples({e})" for e in EXAMPLES]
     queued += ["isolation", "docs", "demo"]
     for name in queued:
         session.notify(name)

@@ -10,7 +10,10 @@ It implements what kit-mail uses, the way Resend documents it:
   same key with the same body answers the first answer again and sends nothing; the same
   key with another body is 409 ``invalid_idempotent_request``;
 - errors are JSON bodies like Resend's: ``{"statusCode": 422, "name": "validation_error",
-  "message": "..."}``.
+  "message": "..."}``;
+- ``GET /domains`` (what ``ResendMailer.ping`` asks) answers ``{"object": "list",
+  "data": []}`` with the same key checks, and 401 ``restricted_api_key`` for a key in
+  ``sending_only_keys`` (a sending-access key may only send).
 
 Every request is recorded (:attr:`FakeResend.requests`); every email accepted is in
 :attr:`FakeResend.sent`. :meth:`FakeResend.script` makes it misbehave: scripted answers
@@ -126,8 +129,11 @@ def _error(status: int, name: str, message: str) -> _Answer:
 class FakeResend:
     """The server: start it with :meth:`start` (or the fixture); ``url`` is its base URL."""
 
-    def __init__(self, api_keys: Collection[str] | None = None) -> None:
+    def __init__(
+        self, api_keys: Collection[str] | None = None, sending_only_keys: Collection[str] = ()
+    ) -> None:
         self.api_keys = set(api_keys) if api_keys is not None else None
+        self.sending_only_keys = set(sending_only_keys)
         self.requests: list[RecordedRequest] = []
         self.sent: list[dict[str, Any]] = []
         self._scripts: list[Scripted] = []
@@ -194,16 +200,22 @@ class FakeResend:
             return self._process(request)
 
     def _process(self, request: RecordedRequest) -> _Answer:
-        if request.path not in ("/emails", "/emails/batch"):
+        if request.path not in ("/emails", "/emails/batch", "/domains"):
             raise _error(404, "not_found", "The requested endpoint does not exist.")
-        if request.method != "POST":
+        if request.method != ("GET" if request.path == "/domains" else "POST"):
             raise _error(405, "method_not_allowed", "Method is not allowed for the requested path.")
         auth = request.authorization or ""
         api_key = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
         if not api_key or api_key == "None":
             raise _error(401, "missing_api_key", "Missing API key in the authorization header.")
-        if self.api_keys is not None and api_key not in self.api_keys:
+        if self.api_keys is not None and api_key not in self.api_keys | self.sending_only_keys:
             raise _error(403, "invalid_api_key", "API key is invalid.")
+        if request.path == "/domains":
+            if api_key in self.sending_only_keys:
+                raise _error(
+                    401, "restricted_api_key", "This API key is restricted to only send emails."
+                )
+            return _Answer(200, {"object": "list", "data": []})
         key = request.idempotency_key
         fingerprint = hashlib.sha256(
             json.dumps(request.body, sort_keys=True).encode("utf-8")

@@ -139,8 +139,10 @@ def test_ban_is_a_plain_callable() -> None:
     ban = shield.ban
     assert ban("203.0.113.9", 30) is None
     assert shield.check("203.0.113.9").reason == "block"
-    with pytest.raises(InvalidRule, match="single IP address"):
-        ban("203.0.113.0/24", 30)
+    ban("2001:db8:1:2::/64", 30)  # the network a limiter keys an IPv6 client by
+    assert shield.check("2001:db8:1:2::7").reason == "block"
+    with pytest.raises(InvalidRule, match="not an IP address"):
+        ban("ip:203.0.113.9", 30)
     with pytest.raises(InvalidRule, match="ttl"):
         ban("203.0.113.9", -1)
 

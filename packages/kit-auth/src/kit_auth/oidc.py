@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -76,6 +77,7 @@ from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import Key, KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from kit_auth._health import check_timeout, within
 from kit_auth.exceptions import ConfigurationError, IdentityRefused, InvalidInput, OAuthError
 
 __all__ = [
@@ -786,6 +788,46 @@ class OIDCClient:
     def _check_redirect_uri(redirect_uri: str) -> None:
         if problem := _check_url(redirect_uri, "redirect_uri"):
             raise InvalidInput(f"{problem}.")
+
+    # -- health -------------------------------------------------------------------------------
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the provider's discovery document can be fetched now
+        and is valid (the configured issuer, the endpoints present), within ``timeout``
+        seconds. The fresh document replaces the cached one. False, never an exception,
+        when the provider is unreachable, slow or answers badly.
+
+        Example (nothing listens on port 9)::
+
+            >>> local = OIDCProvider(name="dev", client_id="app", client_secret="x",
+            ...                      issuer="http://127.0.0.1:9")
+            >>> OIDCClient(local, state_secret=b"s" * 32).ping(timeout=0.5)
+            False
+        """
+        timeout = check_timeout(timeout)
+
+        def probe() -> bool:
+            with httpx.Client(timeout=timeout) as http:
+                response = http.get(self.provider.metadata_url)
+            self._store_metadata(self._parse_metadata(response))
+            return True
+
+        return within(probe, timeout)
+
+    async def aping(self, timeout: float = 2.0) -> bool:
+        """The async twin of :meth:`ping`."""
+        timeout = check_timeout(timeout)
+
+        async def probe() -> bool:
+            async with httpx.AsyncClient(timeout=timeout) as http:
+                response = await http.get(self.provider.metadata_url)
+            self._store_metadata(self._parse_metadata(response))
+            return True
+
+        try:
+            return await asyncio.wait_for(probe(), timeout)
+        except Exception:  # unreachable, late, a bad document: not healthy
+            return False
 
     # -- sync ---------------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ to a backend only through it."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ._models import JobInfo, JobMessage, JobStatus
@@ -36,6 +37,22 @@ class Backend(ABC):
     # -- life cycle ----------------------------------------------------------------
     def start(self) -> None:  # noqa: B027 - optional hook: most backends start lazily
         """Start threads or check connections. Idempotent. ``enqueue`` starts lazily."""
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if this backend can take jobs now. Never raises for a
+        backend that is down; answers within ``timeout`` seconds.
+
+        The built-in backends override it; this default, for a custom backend, is True
+        if :meth:`counts` answers within ``timeout`` seconds.
+        """
+        pool = ThreadPoolExecutor(1, thread_name_prefix="kit-jobs-ping")
+        try:
+            pool.submit(self.counts).result(timeout=timeout)
+        except Exception:  # FutureTimeout included: a failing backend is down, not an error
+            return False
+        finally:
+            pool.shutdown(wait=False)
+        return True
 
     @abstractmethod
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> list[str]:

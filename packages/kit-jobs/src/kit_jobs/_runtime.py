@@ -316,6 +316,36 @@ class Jobs:
         """Forget finished/failed/canceled jobs, or cancel queued/scheduled/waiting ones."""
         return self.backend.clear(_parse_status(status))
 
+    # ------------------------------------------------------------------ health
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the backend can take jobs now, False if it cannot.
+
+        sync and thread: True until :meth:`shutdown`. rq: True if Redis answers ``PING``
+        within ``timeout`` seconds (``fallback="sync"`` does not make a Redis that is down
+        healthy). Never raises for a backend that is down and never waits longer than
+        ``timeout``; a ``timeout`` that is not a number of seconds > 0 raises
+        :class:`~kit_jobs.ConfigurationError`.
+
+        Example::
+
+            >>> from kit_jobs import Jobs
+            >>> jobs = Jobs(backend="thread")
+            >>> jobs.ping()
+            True
+            >>> _ = jobs.shutdown()
+            >>> jobs.ping()
+            False
+            >>> Jobs(backend="rq", redis_url="redis://127.0.0.1:1/0").ping(timeout=0.5)
+            False
+        """
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not (0 < timeout < math.inf)
+        ):
+            raise ConfigurationError(f"timeout={timeout!r}: give seconds > 0")
+        return self.backend.ping(float(timeout))
+
     # ------------------------------------------------------------------ life cycle
     def start(self) -> Jobs:
         """Start the backend (the thread pool; a Redis connection check). Idempotent."""

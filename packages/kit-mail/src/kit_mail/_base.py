@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
+from kit_mail._health import check_timeout
 from kit_mail._message import Address, Message
 from kit_mail._result import SendResult
 from kit_mail.exceptions import BatchDeliveryError, ConfigurationError, KitMailError
@@ -40,6 +41,11 @@ class Mailer(Protocol):
 
     def close(self) -> None:
         """Release connections (a no-op where there are none)."""
+        ...
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the mailer can send now; False, never an exception,
+        when its server or API cannot be reached, answered within ``timeout`` seconds."""
         ...
 
 
@@ -111,6 +117,23 @@ class BaseMailer(ABC):
         """:meth:`send_many` in a worker thread."""
         batch = list(messages)
         return await asyncio.to_thread(self.send_many, batch)
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the mailer can send now, False if its server or API
+        cannot be reached; never raises for that and answers within ``timeout`` seconds
+        (a ``timeout`` that is not a number of seconds > 0 raises
+        :class:`ConfigurationError`). The base mailer has nothing to reach: True.
+        Mailers with a server override it.
+
+        Example::
+
+            >>> class NullMailer(BaseMailer):
+            ...     def _send(self, message): ...
+            >>> NullMailer().ping()
+            True
+        """
+        check_timeout(timeout)
+        return True
 
     def close(self) -> None:  # noqa: B027 - a hook: most mailers hold no connection
         """Release connections; the base mailer holds none."""

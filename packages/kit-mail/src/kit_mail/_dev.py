@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import TextIO
 
 from kit_mail._base import BaseMailer
+from kit_mail._health import check_timeout
 from kit_mail._message import Address, Attachment, Message
 from kit_mail._result import SendResult
-from kit_mail.exceptions import ConfigurationError, KitMailError
+from kit_mail.exceptions import ConfigurationError, KitMailError, ProviderUnavailable
 
 __all__ = ["ConsoleMailer", "MemoryMailer"]
 
@@ -108,6 +109,24 @@ class MemoryMailer(BaseMailer):
             if key is not None:
                 self._by_key[key] = result
             return result
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True, unless ``fail_with`` is a
+        :class:`~kit_mail.ProviderUnavailable` (every send fails as if the provider were
+        down), so tests can make a health endpoint see mail as down.
+
+        Example::
+
+            >>> from kit_mail import ProviderUnavailable
+            >>> mailer = MemoryMailer()
+            >>> mailer.ping()
+            True
+            >>> mailer.fail_with = ProviderUnavailable("down")
+            >>> mailer.ping()
+            False
+        """
+        check_timeout(timeout)
+        return not isinstance(self._fail_with, ProviderUnavailable)
 
     def clear(self) -> None:
         """Empty the outbox and forget the idempotency keys seen (the ids keep counting)."""

@@ -27,6 +27,7 @@ accepted the message) never sends it twice. The key used is returned in the
 from __future__ import annotations
 
 import base64
+import json
 import math
 import os
 import re
@@ -45,8 +46,10 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_random_exponential
 
 from kit_mail._base import BaseMailer, raise_for_batch
+from kit_mail._health import check_timeout, within
 from kit_mail._message import Address, Message
 from kit_mail._result import SendResult
+from kit_mail._version import __version__
 from kit_mail.exceptions import (
     ConfigurationError,
     DeliveryError,
@@ -365,6 +368,7 @@ class ResendMailer(BaseMailer):
         self.max_backoff = _number("max_backoff", max_backoff, minimum=0)
         self.max_retry_after = _number("max_retry_after", max_retry_after, minimum=0)
         self._api_key = api_key
+        self._own_client = http_client is None
         # requests takes a float timeout; the SDK annotates it as int.
         self._client: HTTPClient = http_client or resend.RequestsClient(
             timeout=cast(int, self.timeout)
@@ -374,6 +378,50 @@ class ResendMailer(BaseMailer):
     def __repr__(self) -> str:
         sender = str(self.default_sender) if self.default_sender else None
         return f"ResendMailer(api_url={self.api_url!r}, default_sender={sender!r})"
+
+    # ---------------------------------------------------------------- health
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if Resend answers an authenticated ``GET /domains`` within
+        ``timeout`` seconds, once, without retries.
+
+        A ``2xx`` is healthy, and so is ``401 restricted_api_key``: a sending-only key
+        may not list domains, but Resend recognized it. Anything else (a refused or
+        unknown key, 429, 5xx, no answer in time, no connection) is False, never an
+        exception. Nothing is sent. With the default HTTP client the request uses
+        ``timeout`` as its own; a custom ``http_client`` keeps its timeout, and the
+        answer still comes within ``timeout``.
+
+        Example (nothing listens on port 9)::
+
+            >>> ResendMailer("re_123", api_url="http://127.0.0.1:9").ping(timeout=1)
+            False
+        """
+        timeout = check_timeout(timeout)
+        client = (
+            resend.RequestsClient(timeout=cast(int, timeout)) if self._own_client else self._client
+        )
+        headers = {
+            "Accept": "application/json",
+            "Authorization": f"Bearer {self._api_key}",
+            "User-Agent": f"kit-mail/{__version__}",
+        }
+
+        def probe() -> bool:
+            content, status, _ = client.request(
+                method="get", url=f"{self.api_url}/domains", headers=headers, json=None
+            )
+            if 200 <= status < 300:
+                return True
+            if status != 401:
+                return False
+            try:
+                body = json.loads(content)
+            except ValueError:
+                return False
+            return isinstance(body, Mapping) and body.get("name") == "restricted_api_key"
+
+        return within(probe, timeout)
 
     # ---------------------------------------------------------------- params
 

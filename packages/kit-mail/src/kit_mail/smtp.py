@@ -17,6 +17,7 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Final, Literal
 
 from kit_mail._base import BaseMailer, raise_for_batch
+from kit_mail._health import check_timeout, within
 from kit_mail._message import Address, Message
 from kit_mail._result import SendResult
 from kit_mail.exceptions import (
@@ -271,6 +272,38 @@ class SMTPMailer(BaseMailer):
         with self._lock:
             self._drop(quit_=True)
 
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the server can be reached and takes a session now.
+
+        Opens a connection of its own, as a send would (greeting, ``EHLO``, STARTTLS or
+        implicit TLS with the certificate checked, login when ``username`` is set), sends
+        ``NOOP``, expects ``250``, then ``QUIT`` and closes it. The connection kept for
+        sending is not touched, and the mailer's lock is not taken, so a ping never
+        waits behind a long send. False, never an exception, when the server is down,
+        refuses, fails TLS or the login, or does not answer within ``timeout`` seconds.
+
+        Example (nothing listens on port 9)::
+
+            >>> SMTPMailer("127.0.0.1", 9, security="none").ping(timeout=1)
+            False
+        """
+        timeout = check_timeout(timeout)
+
+        def probe() -> bool:
+            try:
+                conn = self._open(timeout=timeout)
+            except _Unreachable:
+                return False
+            try:
+                code, _ = conn.noop()
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    conn.quit()
+            finally:
+                _close_quietly(conn)
+            return code == 250
+
+        return within(probe, timeout)
+
     # ------------------------------------------------------------------ internals
 
     def _deliver(self, message: Message, *, check: bool) -> SendResult:
@@ -374,7 +407,10 @@ class SMTPMailer(BaseMailer):
             conn = self._conn = self._open()
         return conn
 
-    def _open(self) -> _Tracked:
+    def _open(self, *, timeout: float | None = None) -> _Tracked:
+        """A new connection, logged in when ``username`` is set; ``timeout`` replaces the
+        mailer's for this connection (``ping``)."""
+        timeout = self.timeout if timeout is None else timeout
         context = self._ssl_context
         if context is None and self.security != "none":
             context = ssl.create_default_context()
@@ -388,12 +424,12 @@ class SMTPMailer(BaseMailer):
                     self.host,
                     self.port,
                     local_hostname=self.local_hostname,
-                    timeout=self.timeout,
+                    timeout=timeout,
                     context=context,
                 )
             else:
                 conn = _Tracked(
-                    self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+                    self.host, self.port, local_hostname=self.local_hostname, timeout=timeout
                 )
             conn.ehlo_or_helo_if_needed()
             if self.security == "starttls":

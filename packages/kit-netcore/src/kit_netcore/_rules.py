@@ -30,7 +30,6 @@ from kit_netcore._addresses import (
     check_ports,
     check_pps,
     check_ttl,
-    parse_address,
     parse_list_line,
     parse_target,
 )
@@ -228,19 +227,26 @@ class RuleSet:
         return self._remove("allow", parse_target(target))
 
     def ban(self, address: object, ttl: float) -> None:
-        """Block one address for ``ttl`` seconds: a plain callable to hand to a rate
-        limiter's ``on_exceeded`` hook.
+        """Block an address (or the network a limiter keys IPv6 clients by, such as a
+        ``/64``) for ``ttl`` seconds: ``block`` as a plain ``(address, ttl)`` callable,
+        for code that bans offenders. A rate limiter's hook usually gets its own key and
+        decision, so wrap it: kit-auth's ``RateLimiter(on_exceeded=...)`` passes keys like
+        ``"ip:198.51.100.7"``.
 
         Example::
 
             >>> from kit_netcore import UserspaceShield
             >>> shield = UserspaceShield()
-            >>> on_exceeded = shield.ban
-            >>> on_exceeded("203.0.113.7", 300)
+            >>> shield.ban("203.0.113.7", 300)
             >>> shield.check("203.0.113.7").allowed
             False
+            >>> def on_exceeded(key: str, decision: object) -> None:
+            ...     shield.ban(key.removeprefix("ip:"), 300)
+            >>> on_exceeded("ip:2001:db8:1:2::/64", None)
+            >>> shield.check("2001:db8:1:2::99").reason
+            'block'
         """
-        self._add("block", parse_address(address), check_ttl(ttl))
+        self._add("block", parse_target(address, what="address"), check_ttl(ttl))
 
     def _add(self, action: Action, target: Target, ttl: float | None) -> Rule:
         list_id = _LIST_OF[action]

@@ -13,6 +13,7 @@ from typing import Any
 
 from kit_netcore import _layout
 from kit_netcore._addresses import parse_address
+from kit_netcore._health import check_timeout
 from kit_netcore._maps import EngineMaps
 from kit_netcore._native import ffi, lib
 from kit_netcore._rules import RuleSet
@@ -76,6 +77,18 @@ class UserspaceShield(RuleSet):
         self._engine: Any = self._maps.engine
         self._local = threading.local()  # one int* per thread for the reason
         self._set_flags(drop_malformed=drop_malformed, track_sources=track_sources)
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: always True (the rules live in this process; nothing to reach).
+
+        Example::
+
+            >>> from kit_netcore import UserspaceShield
+            >>> UserspaceShield().ping()
+            True
+        """
+        check_timeout(timeout)
+        return True
 
     def check(
         self, address: str, *, port: int | None = None, proto: str | None = "tcp"

@@ -26,12 +26,14 @@ from types import TracebackType
 from typing import Literal
 
 from kit_netcore import _layout
+from kit_netcore._health import check_timeout
 from kit_netcore._maps import KernelMaps, raise_for
 from kit_netcore._native import ffi, lib
 from kit_netcore._rules import RuleSet
 from kit_netcore.exceptions import (
     ConfigurationError,
     InterfaceNotFound,
+    KitNetcoreError,
     NetcorePermissionError,
     ShieldNotFound,
 )
@@ -109,6 +111,8 @@ class Shield(RuleSet):
         self.pin_dir = pin_dir
         self._prog_fd = prog_fd
         self._maps = maps
+        # ping() expects the program attached: since attach(), or since open() found it so.
+        self._expect_attached = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -168,7 +172,10 @@ class Shield(RuleSet):
         except BaseException:
             os.close(fd)
             raise
-        return cls(ifname, pin_dir, fd, maps)
+        shield = cls(ifname, pin_dir, fd, maps)
+        with contextlib.suppress(KitNetcoreError):  # the interface may be gone: not attached
+            shield._expect_attached = shield.attached_mode is not None
+        return shield
 
     def close(self) -> None:
         """Close this process's handles; the program and maps stay (pinned, attached)."""
@@ -190,6 +197,40 @@ class Shield(RuleSet):
 
     def __repr__(self) -> str:
         return f"<Shield {self.ifname} pinned at {self.pin_dir}>"
+
+    # ------------------------------------------------------------------ health
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if this handle is open, the program is still pinned and its
+        maps answer, and, when it was attached (by :meth:`attach` on this handle, or
+        already when :meth:`open` opened it) and not detached since, it is still attached
+        to the interface. False, never an exception, otherwise: someone ran
+        ``kit-netcore detach`` or ``remove``, ``ip link set dev IF xdp off``, the
+        interface went away, or the handle was closed. A few system calls, well within
+        ``timeout``.
+
+        Example (as root)::
+
+            shield = Shield.load("eth0")
+            shield.ping()                   # True: loaded and pinned, not attached yet
+            shield.attach(mode="generic")
+            shield.ping()                   # True while it stays attached
+        """
+        check_timeout(timeout)
+        if self._prog_fd < 0:
+            return False
+        try:
+            pinned = int(lib.nc_obj_get(str(self.pin_dir / "prog").encode()))
+            if pinned < 0:
+                return False
+            os.close(pinned)
+            self._config()  # the maps answer
+            if self._expect_attached:
+                prog_id, _ = self._query()
+                return self._ours(prog_id)
+        except (KitNetcoreError, OSError):
+            return False
+        return True
 
     # ------------------------------------------------------------------ attach
 
@@ -254,6 +295,7 @@ class Shield(RuleSet):
                 f"the driver of {self.ifname} has no native XDP support: use mode='generic'."
             )
         raise_for(code, f"attaching XDP ({mode}) to {self.ifname}")
+        self._expect_attached = True
 
     def _ours(self, prog_id: int) -> bool:
         """Whether ``prog_id`` is this handle's program or the one pinned for this shield
@@ -277,11 +319,13 @@ class Shield(RuleSet):
         there is left alone."""
         prog_id, mode = self._query()
         if not self._ours(prog_id):
+            self._expect_attached = False
             return
         code = int(lib.nc_detach(_ifindex(self.ifname), mode))
         if code in (-errno.EPERM, -errno.EACCES):
             raise NetcorePermissionError(f"detaching XDP from {self.ifname} was refused")
         raise_for(code, f"detaching XDP from {self.ifname}")
+        self._expect_attached = False
 
     def remove(self) -> None:
         """Detach and unpin the program and every map: nothing is left behind (the kernel

@@ -17,7 +17,7 @@ from itertools import islice
 from types import TracebackType
 from typing import IO, Any, cast
 
-from kit_storage._common import check_delimiter, check_range
+from kit_storage._common import check_delimiter, check_range, check_timeout
 from kit_storage._keys import validate_key, validate_prefix
 from kit_storage._signing import SignedRequest
 from kit_storage._types import CHUNK_SIZE, Data, Folder, ObjectInfo, Storage
@@ -189,6 +189,32 @@ class AsyncStorage:
         return await asyncio.to_thread(
             self.storage.upload_url, key, expires_in=expires_in, content_type=content_type
         )
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Health check of the wrapped storage, off the loop: its ``ping(timeout)``
+        (True if usable; False, never an exception, when down or later than ``timeout``
+        seconds). A wrapped object without ``ping`` is probed with ``exists``.
+
+        Example::
+
+            >>> import asyncio
+            >>> from kit_storage import MemoryStorage
+            >>> asyncio.run(AsyncStorage(MemoryStorage()).ping())
+            True
+        """
+        timeout = check_timeout(timeout)
+        ping = getattr(self.storage, "ping", None)
+
+        def probe() -> bool:
+            if callable(ping):
+                return bool(ping(timeout))
+            self.storage.exists("kit-ping")
+            return True
+
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(probe), timeout)
+        except Exception:  # down, refused, late: not healthy
+            return False
 
     def verify_signed_url(
         self, key: str, params: Mapping[str, str], *, method: str = "GET"

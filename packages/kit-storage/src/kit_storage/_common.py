@@ -4,11 +4,13 @@ atomic local downloads, URL signers and listings with folders."""
 from __future__ import annotations
 
 import contextlib
+import math
 import mimetypes
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -23,12 +25,14 @@ __all__ = [
     "check_delimiter",
     "check_metadata",
     "check_range",
+    "check_timeout",
     "content_type_for",
     "download_stream",
     "iter_listing",
     "make_signer",
     "read_chunk",
     "require_signer",
+    "within",
 ]
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
@@ -180,3 +184,26 @@ def check_delimiter(delimiter: str | None) -> str | None:
     if delimiter is not None and delimiter != "/":
         raise InvalidData(f"delimiter={delimiter!r} is not supported; use None or '/'")
     return delimiter
+
+
+def check_timeout(timeout: float) -> float:
+    """``timeout`` as float seconds, or :class:`ConfigurationError` if it is not > 0."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout < math.inf
+    ):
+        raise ConfigurationError(f"timeout={timeout!r}: give seconds > 0")
+    return float(timeout)
+
+
+def within(probe: Callable[[], bool], timeout: float) -> bool:
+    """``probe()`` run on a helper thread: its answer if it comes within ``timeout``
+    seconds, False if it raises or is late (the thread is left to finish on its own)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="kit-storage-ping")
+    try:
+        return bool(pool.submit(probe).result(timeout=timeout))
+    except Exception:  # down, refused, late: not healthy
+        return False
+    finally:
+        pool.shutdown(wait=False)

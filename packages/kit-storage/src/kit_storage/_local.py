@@ -49,11 +49,13 @@ from kit_storage._common import (
     check_delimiter,
     check_metadata,
     check_range,
+    check_timeout,
     content_type_for,
     download_stream,
     make_signer,
     read_chunk,
     require_signer,
+    within,
 )
 from kit_storage._keys import validate_key, validate_prefix
 from kit_storage._signing import (
@@ -140,6 +142,36 @@ class LocalStorage:
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the root folder still exists and a file can be created
+        in it (a ``.kit-ping-*`` file, removed at once; listings never show it). False,
+        never an exception, when the root is gone, read-only or not writable, or the
+        file system does not answer within ``timeout`` seconds.
+
+        Example::
+
+            >>> import shutil, tempfile
+            >>> storage = LocalStorage(tempfile.mkdtemp())
+            >>> storage.ping()
+            True
+            >>> shutil.rmtree(storage.root)
+            >>> storage.ping()
+            False
+        """
+        timeout = check_timeout(timeout)
+
+        def probe() -> bool:
+            name = f"{RESERVED_PREFIX}-ping-{secrets.token_hex(8)}"
+            dfd = os.open(self.root, _DIR_FLAGS)
+            try:
+                os.close(os.open(name, _TEMP_FLAGS, 0o600, dir_fd=dfd))
+                os.unlink(name, dir_fd=dfd)
+            finally:
+                os.close(dfd)
+            return True
+
+        return within(probe, timeout)
 
     # -- paths -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from kit_storage._common import (
     check_delimiter,
     check_metadata,
     check_range,
+    check_timeout,
     content_type_for,
     download_stream,
     iter_listing,
@@ -73,6 +74,17 @@ class MemoryStorage:
 
     def __repr__(self) -> str:
         return f"MemoryStorage(objects={len(self._objects)})"
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: always True (a dict cannot be down).
+
+        Example::
+
+            >>> MemoryStorage().ping()
+            True
+        """
+        check_timeout(timeout)
+        return True
 
     # -- writing -------------------------------------------------------------------
 

@@ -129,6 +129,11 @@ class Storage(Protocol):
         """A signed URL a browser can ``PUT`` the object's bytes to."""
         ...
 
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the backend can be used now; False, never an exception,
+        when it cannot, answered within ``timeout`` seconds."""
+        ...
+
 
 @contextmanager
 def open_data(data: Data) -> Iterator[tuple[IO[bytes], int | None]]:

@@ -61,7 +61,9 @@ from kit_storage._common import (
     check_delimiter,
     check_metadata,
     check_range,
+    check_timeout,
     content_type_for,
+    within,
 )
 from kit_storage._keys import validate_key, validate_prefix
 from kit_storage._signing import check_content_type, check_download_name, validate_expires_in
@@ -227,6 +229,30 @@ class GCSStorage:
             lambda: self._bucket.reload(timeout=self._timeout, retry=self._retry), bucket_level=True
         )
         self._bucket_seen = True
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the bucket answers a listing of at most one object
+        within ``timeout`` seconds (one cheap metadata request, no retries).
+
+        False, never an exception, when Google Cloud Storage (or the token endpoint) is
+        unreachable or late, the bucket does not exist, or the credentials are refused.
+        It needs ``storage.objects.list`` (in ``roles/storage.objectViewer`` and
+        ``objectAdmin``), not the bucket-level ``storage.buckets.get`` of :meth:`check`.
+
+        Example (nothing listens on port 9; with a real bucket it answers True)::
+
+            >>> GCSStorage("uploads", base_url="http://127.0.0.1:9").ping(timeout=0.5)
+            False
+        """
+        timeout = check_timeout(timeout)
+
+        def probe() -> bool:
+            blobs = self._bucket.list_blobs(max_results=1, timeout=timeout, retry=None)
+            for _ in blobs:
+                break
+            return True
+
+        return within(probe, timeout)
 
     # ------------------------------------------------------------------ writing
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from kit_auth._health import check_timeout
 from kit_auth.ratelimit._limit import RateLimit
 
 __all__ = ["Acquire", "AsyncAcquire", "Outcome", "RateLimitStorage"]
@@ -46,3 +47,14 @@ class RateLimitStorage:
     async def aclear(self, key: str) -> None:
         """Async twin of :meth:`clear`."""
         self.clear(key)
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if the storage can answer checks now; False, never an
+        exception, when it cannot, within ``timeout`` seconds. A storage in this
+        process's memory is always healthy (this default)."""
+        check_timeout(timeout)
+        return True
+
+    async def aping(self, timeout: float = 2.0) -> bool:
+        """Async twin of :meth:`ping` (the one async-only storages implement)."""
+        return self.ping(timeout)

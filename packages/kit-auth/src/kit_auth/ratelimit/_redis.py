@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kit_auth._health import aping_redis, check_timeout, ping_redis, within
 from kit_auth.exceptions import BackendUnavailable, ConfigurationError
 from kit_auth.ratelimit._base import Acquire, AsyncAcquire, Outcome, RateLimitStorage
 from kit_auth.ratelimit._limit import RateLimit
@@ -120,6 +122,25 @@ class RedisRateLimitStorage(RateLimitStorage):
         self._redis_error = redis_mod.exceptions.RedisError
         decoded = client.connection_pool.connection_kwargs.get("decode_responses", False)
         self._one: str | bytes = "1" if decoded else b"1"
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if Redis answers ``PING`` within ``timeout`` seconds.
+
+        The probe opens a connection of its own (the client's address, credentials, TLS
+        and database, ``timeout`` to connect and read, no retries) and closes it; False,
+        never an exception, when Redis is down, refuses or does not answer in time.
+
+        Example (nothing listens on port 9)::
+
+            >>> RedisRateLimitStorage("redis://127.0.0.1:9/0").ping(timeout=0.5)
+            False
+        """
+        return ping_redis(self.client, check_timeout(timeout))
+
+    async def aping(self, timeout: float = 2.0) -> bool:
+        """:meth:`ping` in a worker thread, so the event loop keeps running."""
+        timeout = check_timeout(timeout)
+        return await asyncio.to_thread(ping_redis, self.client, timeout)
 
     def bind(self, limit: RateLimit) -> Acquire:
         script, arg1, arg2, scale = _script_args(limit)
@@ -241,6 +262,25 @@ class AsyncRedisRateLimitStorage(RateLimitStorage):
         raise ConfigurationError(
             "AsyncRedisRateLimitStorage is async-only: call areset (or aclear)."
         )
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """:meth:`aping` for synchronous code (a health endpoint of a sync app): the same
+        probe, run on its own event loop in a helper thread. In async code, await
+        :meth:`aping`."""
+        timeout = check_timeout(timeout)
+        return within(lambda: asyncio.run(aping_redis(self.client, timeout)), timeout)
+
+    async def aping(self, timeout: float = 2.0) -> bool:
+        """Health check: True if Redis answers ``PING`` within ``timeout`` seconds, on a
+        connection of its own (see :meth:`RedisRateLimitStorage.ping`); never raises.
+
+        Example (nothing listens on port 9)::
+
+            >>> import asyncio
+            >>> asyncio.run(AsyncRedisRateLimitStorage("redis://127.0.0.1:9/0").aping(timeout=0.5))
+            False
+        """
+        return await aping_redis(self.client, check_timeout(timeout))
 
     async def aclear(self, key: str) -> None:
         try:

@@ -18,14 +18,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry as RedisRetry
 from rq import Queue, get_current_job
 from rq import Retry as RQRetry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -51,7 +54,7 @@ from kit_jobs.exceptions import (
     SerializationError,
 )
 
-__all__ = ["DISPATCH", "KEY_PREFIX", "RQBackend", "perform", "redis_from_url"]
+__all__ = ["DISPATCH", "KEY_PREFIX", "RQBackend", "perform", "ping_redis", "redis_from_url"]
 
 #: The function every kit job names in RQ.
 DISPATCH = "kit_jobs.backends.rq.perform"
@@ -94,6 +97,41 @@ def redis_from_url(url: str) -> redis.Redis:
         raise ConfigurationError(
             f"redis URL {safe_url(url)!r}: {exc} (KIT_JOBS_REDIS_URL)"
         ) from exc
+
+
+def ping_redis(client: Any, timeout: float) -> bool:
+    """True if the Redis behind ``client`` answers ``PING`` within ``timeout`` seconds.
+
+    A one-off connection built like the pool's (same class, address, credentials, TLS,
+    database), with ``timeout`` for connecting and reading and no retries, run on a
+    helper thread so the answer comes within ``timeout`` even from a hung server; the
+    thread ends by itself within a few ``timeout`` (its socket timeouts). Never raises.
+    """
+
+    def probe() -> bool:
+        pool = client.connection_pool
+        options = dict(pool.connection_kwargs)
+        options.update(
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=RedisRetry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
+        connection = pool.connection_class(**options)
+        try:
+            connection.connect()
+            connection.send_command("PING")
+            return connection.read_response() in (b"PONG", "PONG", True)
+        finally:
+            connection.disconnect()
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="kit-jobs-ping")
+    try:
+        return pool.submit(probe).result(timeout=timeout)
+    except Exception:  # down, refused, timed out, bad credentials: not healthy
+        return False
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -243,6 +281,16 @@ class RQBackend(Backend):
     def start(self) -> None:
         with self._redis():
             self.connection.ping()
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        """True if Redis answers ``PING`` within ``timeout`` seconds.
+
+        The probe uses a connection of its own, opened with ``timeout`` as its connect
+        and read timeouts and no retries, then closed: the pool's connections (and their
+        longer timeouts) are not involved, and a Redis that is down or hung answers
+        False within ``timeout``.
+        """
+        return ping_redis(self.connection, timeout)
 
     def shutdown(self, wait: bool = True, timeout: float | None = None) -> list[str]:
         # Jobs live in Redis: nothing is lost by closing this process's connections.

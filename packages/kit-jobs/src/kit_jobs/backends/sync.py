@@ -45,6 +45,10 @@ class SyncBackend(MemoryBackend):
         self._closed = True
         return []
 
+    def ping(self, timeout: float = 2.0) -> bool:
+        """True until :meth:`shutdown`: jobs run inline, nothing else can be down."""
+        return not self._closed
+
     def enqueue(self, message: JobMessage) -> None:
         if self._closed:
             raise BackendClosed("the sync backend was shut down; create a new Jobs")

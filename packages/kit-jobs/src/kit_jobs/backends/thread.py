@@ -215,6 +215,13 @@ class ThreadBackend(MemoryBackend):
         """Whether :meth:`shutdown` was called."""
         return self._closed
 
+    def ping(self, timeout: float = 2.0) -> bool:
+        """True while open: not shut down, and every worker thread of a started pool
+        alive. Answers at once."""
+        if self._closed:
+            return False
+        return all(worker.is_alive() for worker in self._workers)
+
     # -- life cycle ----------------------------------------------------------------
     def start(self) -> None:
         if self._closed:
