@@ -58,7 +58,65 @@ def _value_size(map_id: int, ncpus: int) -> int:
     return spec.value_size
 
 
-class KernelMaps:
+class _CallMaps:
+    """The map calls both backends share, over four C primitives that return 0 or -errno."""
+
+    ncpus: int
+
+    def _lookup(self, map_id: int, key: bytes, value: Any) -> int:
+        raise NotImplementedError
+
+    def _update(self, map_id: int, key: bytes, value: bytes, flags: int) -> int:
+        raise NotImplementedError
+
+    def _delete(self, map_id: int, key: bytes) -> int:
+        raise NotImplementedError
+
+    def _next_key(self, map_id: int, key: Any, next_key: Any) -> int:
+        raise NotImplementedError
+
+    def lookup(self, map_id: int, key: bytes) -> bytes | None:
+        size = _value_size(map_id, self.ncpus)
+        value = ffi.new("char[]", size)
+        code = self._lookup(map_id, key, value)
+        if code == -errno.ENOENT:
+            return None
+        raise_for(code, f"looking up {_layout.MAPS[map_id].name}")
+        return bytes(ffi.buffer(value, size))
+
+    def update(self, map_id: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+        raise_for(self._update(map_id, key, value, flags), f"updating {_layout.MAPS[map_id].name}")
+
+    def delete(self, map_id: int, key: bytes) -> bool:
+        code = self._delete(map_id, key)
+        if code == -errno.ENOENT:
+            return False
+        raise_for(code, f"deleting from {_layout.MAPS[map_id].name}")
+        return True
+
+    def keys(self, map_id: int) -> Iterator[bytes]:
+        """Every key, collected before the first is yielded: the caller may change the map
+        while it iterates (a kernel hash restarts a walk whose key was deleted, an engine
+        table may be rehashed by an insert)."""
+        size = _layout.MAPS[map_id].key_size
+        found: list[bytes] = []
+        current: Any = ffi.NULL
+        while True:
+            nxt = ffi.new("char[]", size)
+            code = self._next_key(map_id, current, nxt)
+            if code == -errno.ENOENT:
+                break
+            raise_for(code, f"listing {_layout.MAPS[map_id].name}")
+            found.append(bytes(ffi.buffer(nxt, size)))
+            current = nxt
+        yield from found
+
+    def update_batch(self, map_id: int, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
+        for key, value in zip(keys, values, strict=True):
+            self.update(map_id, key, value)
+
+
+class KernelMaps(_CallMaps):
     """The maps pinned under ``pin_dir``, opened by path (``bpf_obj_get``)."""
 
     def __init__(self, pin_dir: str) -> None:
@@ -92,55 +150,33 @@ class KernelMaps:
             raise BackendError("the shield's maps are closed")
         return self._fds[map_id]
 
-    def lookup(self, map_id: int, key: bytes) -> bytes | None:
-        size = _value_size(map_id, self.ncpus)
-        value = ffi.new("char[]", size)
-        code = int(lib.nc_map_lookup(self._fd(map_id), key, value))
-        if code == -errno.ENOENT:
-            return None
-        raise_for(code, f"looking up {_layout.MAPS[map_id].name}")
-        return bytes(ffi.buffer(value, size))
+    def _lookup(self, map_id: int, key: bytes, value: Any) -> int:
+        return int(lib.nc_map_lookup(self._fd(map_id), key, value))
 
-    def update(self, map_id: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
-        code = int(lib.nc_map_update(self._fd(map_id), key, value, flags))
-        raise_for(code, f"updating {_layout.MAPS[map_id].name}")
+    def _update(self, map_id: int, key: bytes, value: bytes, flags: int) -> int:
+        return int(lib.nc_map_update(self._fd(map_id), key, value, flags))
 
-    def delete(self, map_id: int, key: bytes) -> bool:
-        code = int(lib.nc_map_delete(self._fd(map_id), key))
-        if code == -errno.ENOENT:
-            return False
-        raise_for(code, f"deleting from {_layout.MAPS[map_id].name}")
-        return True
+    def _delete(self, map_id: int, key: bytes) -> int:
+        return int(lib.nc_map_delete(self._fd(map_id), key))
 
-    def keys(self, map_id: int) -> Iterator[bytes]:
-        size = _layout.MAPS[map_id].key_size
-        fd = self._fd(map_id)
-        current: Any = ffi.NULL
-        while True:
-            nxt = ffi.new("char[]", size)
-            code = int(lib.nc_map_next_key(fd, current, nxt))
-            if code == -errno.ENOENT:
-                return
-            raise_for(code, f"listing {_layout.MAPS[map_id].name}")
-            key = bytes(ffi.buffer(nxt, size))
-            yield key
-            current = nxt
+    def _next_key(self, map_id: int, key: Any, next_key: Any) -> int:
+        return int(lib.nc_map_next_key(self._fd(map_id), key, next_key))
 
     def update_batch(self, map_id: int, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
+        """One ``bpf_map_update_batch`` call (one call per entry where the kernel has none)."""
         if not keys:
             return
         count = ffi.new("uint32_t *", len(keys))
         code = int(
             lib.nc_map_update_batch(self._fd(map_id), b"".join(keys), b"".join(values), count, 0)
         )
-        if code == -errno.EINVAL and len(keys) > 0:  # no batch support: one call each
-            for key, value in zip(keys, values, strict=True):
-                self.update(map_id, key, value)
+        if code == -errno.EINVAL:
+            super().update_batch(map_id, keys, values)
             return
         raise_for(code, f"batch update of {_layout.MAPS[map_id].name} ({count[0]} written)")
 
 
-class EngineMaps:
+class EngineMaps(_CallMaps):
     """The tables of one userspace engine (one CPU slot)."""
 
     ncpus = 1
@@ -154,41 +190,14 @@ class EngineMaps:
     def close(self) -> None:
         """Nothing to release early: the engine is freed with this object."""
 
-    def lookup(self, map_id: int, key: bytes) -> bytes | None:
-        size = _value_size(map_id, 1)
-        value = ffi.new("char[]", size)
-        code = int(lib.nc_engine_lookup(self.engine, map_id, key, value))
-        if code == -errno.ENOENT:
-            return None
-        raise_for(code, f"looking up {_layout.MAPS[map_id].name}")
-        return bytes(ffi.buffer(value, size))
+    def _lookup(self, map_id: int, key: bytes, value: Any) -> int:
+        return int(lib.nc_engine_lookup(self.engine, map_id, key, value))
 
-    def update(self, map_id: int, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
-        code = int(lib.nc_engine_update(self.engine, map_id, key, value, flags))
-        raise_for(code, f"updating {_layout.MAPS[map_id].name}")
+    def _update(self, map_id: int, key: bytes, value: bytes, flags: int) -> int:
+        return int(lib.nc_engine_update(self.engine, map_id, key, value, flags))
 
-    def delete(self, map_id: int, key: bytes) -> bool:
-        code = int(lib.nc_engine_delete(self.engine, map_id, key))
-        if code == -errno.ENOENT:
-            return False
-        raise_for(code, f"deleting from {_layout.MAPS[map_id].name}")
-        return True
+    def _delete(self, map_id: int, key: bytes) -> int:
+        return int(lib.nc_engine_delete(self.engine, map_id, key))
 
-    def keys(self, map_id: int) -> Iterator[bytes]:
-        # Collected first: a table may be rehashed by an insert while we iterate.
-        size = _layout.MAPS[map_id].key_size
-        found: list[bytes] = []
-        current: Any = ffi.NULL
-        while True:
-            nxt = ffi.new("char[]", size)
-            code = int(lib.nc_engine_next_key(self.engine, map_id, current, nxt))
-            if code == -errno.ENOENT:
-                break
-            raise_for(code, f"listing {_layout.MAPS[map_id].name}")
-            found.append(bytes(ffi.buffer(nxt, size)))
-            current = nxt
-        yield from found
-
-    def update_batch(self, map_id: int, keys: Sequence[bytes], values: Sequence[bytes]) -> None:
-        for key, value in zip(keys, values, strict=True):
-            self.update(map_id, key, value)
+    def _next_key(self, map_id: int, key: Any, next_key: Any) -> int:
+        return int(lib.nc_engine_next_key(self.engine, map_id, key, next_key))

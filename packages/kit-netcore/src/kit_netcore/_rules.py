@@ -435,7 +435,7 @@ class RuleSet:
         found: list[Rule] = []
         for (list_id, family), (exact_map, _, _) in _layout.LISTS.items():
             action: Action = "allow" if list_id == _layout.LIST_ALLOW else "block"
-            for key in list(self._maps.keys(exact_map)):
+            for key in self._maps.keys(exact_map):
                 raw = self._maps.lookup(exact_map, key)
                 if raw is None:
                     continue
@@ -443,7 +443,7 @@ class RuleSet:
                 addr = key + bytes(16 - len(key))
                 network = _network(family, addr, 32 if family == 4 else 128)
                 found.append(Rule(action, network, self._unix(expires), hits))
-        for key in list(self._maps.keys(_layout.RANGES)):
+        for key in self._maps.keys(_layout.RANGES):
             raw = self._maps.lookup(_layout.RANGES, key)
             if raw is None:
                 continue
@@ -469,13 +469,13 @@ class RuleSet:
         now = _mono_ns()
         removed = 0
         for exact_map, _, _ in _layout.LISTS.values():
-            for key in list(self._maps.keys(exact_map)):
+            for key in self._maps.keys(exact_map):
                 raw = self._maps.lookup(exact_map, key)
                 if raw is not None:
                     expires = _layout.ENTRY.unpack(raw)[0]
                     if expires and expires <= now and self._maps.delete(exact_map, key):
                         removed += 1
-        for key in list(self._maps.keys(_layout.RANGES)):
+        for key in self._maps.keys(_layout.RANGES):
             raw = self._maps.lookup(_layout.RANGES, key)
             if raw is None:
                 continue
@@ -663,7 +663,7 @@ class RuleSet:
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise InvalidRule(f"n must be a positive integer, not {n!r}.")
         counts: list[SourceCount] = []
-        for key in list(self._maps.keys(_layout.SOURCES)):
+        for key in self._maps.keys(_layout.SOURCES):
             raw = self._maps.lookup(_layout.SOURCES, key)
             if raw is None:
                 continue
